@@ -1,0 +1,48 @@
+# docqa task runner. `make run` and `make test` do their own set-up and are idempotent.
+PY      ?= python3.11
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.docqa-installed
+# Models live in the user cache unless DOCQA_MODELS_DIR says otherwise.
+export DOCQA_MODELS_DIR ?= $(HOME)/.cache/docqa/models
+export DOCQA_INDEX ?= $(HOME)/.local/share/docqa/index
+
+.PHONY: run test lint bench setup models index browser clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch 2.13.0 first: it is the CPU build on disk; an unpinned torch would pull CUDA (GBs).
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+models: setup
+	$(BIN)/docqa models fetch
+
+index: models
+	$(BIN)/docqa ingest corpus/
+
+# Debian's chromium for the app's end-to-end test; playwright drives it (no browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+run: index
+	$(BIN)/docqa ui
+
+test: models browser
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check ingest rag ui tests bench
+	$(BIN)/ruff format --check ingest rag ui tests bench
+
+bench: models
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

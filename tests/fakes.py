@@ -1,0 +1,72 @@
+"""Deterministic fakes for fast unit tests, passed in as arguments (never patched in).
+
+``HashEmbedder`` maps each word to a seeded random vector and sums them, so texts that share
+words are close; ``ReplayGenerator`` replays queued replies and records the prompts it got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ingest.records import Message
+
+_WORD = re.compile(r"\S+")
+
+
+class HashEmbedder:
+    """A bag-of-words embedder: same text, same vector; shared words, similar vectors."""
+
+    def __init__(self, dim: int = 64, max_tokens: int = 32, name: str = "hash-embedder") -> None:
+        self.name = name
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.calls: list[int] = []
+
+    def _vector(self, word: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(word.lower().encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text):
+                out[i] += self._vector(re.sub(r"\W", "", word) or word)
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+        return out
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+
+class ReplayGenerator:
+    """Streams queued replies word by word and records every prompt it was given."""
+
+    name = "replay"
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.prompts: list[list[Message]] = []
+
+    def enqueue(self, reply: str) -> None:
+        self.replies.append(reply)
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        reply = self.replies.pop(0) if self.replies else "I cannot answer from the documents."
+        for piece in re.findall(r"\S+\s*", reply):
+            yield piece
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text))

@@ -1,0 +1,1 @@
+"""docqa's Streamlit app. It only calls rag/ and ingest/ public functions."""
