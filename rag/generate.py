@@ -1,0 +1,144 @@
+"""Generators: chat messages in, a stream of text pieces out.
+
+``Generator`` is the one interface the query engine uses; ``TransformersGenerator`` runs a local
+chat model (the bundled Qwen2.5 models, or any transformers folder) on the CPU, greedy by default
+so the same question gives the same answer. Other backends (an OpenAI-compatible server) live in
+their own modules and implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ingest.errors import GeneratorUnavailable
+from ingest.models import resolve_model
+from ingest.records import Message
+from ingest.settings import Settings
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What the query engine needs of a language model.
+
+    Attributes:
+        name: shown in answers' metadata and evaluation runs.
+        context_window: tokens the model accepts, prompt and answer together.
+    """
+
+    name: str
+    context_window: int
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        """Yield the answer's text in pieces as the model produces them."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes in this model's prompt."""
+        ...
+
+
+class TransformersGenerator:
+    """A local transformers chat model, greedy decoding, on the CPU.
+
+    Args:
+        folder: a transformers model folder with a chat template (e.g. a bundled Qwen2.5).
+        name: shown in answers; defaults to the folder name.
+        threads: torch CPU threads (0 leaves torch's default).
+        context_window: cap on prompt + answer tokens (the model may accept more; a small cap
+            keeps CPU prefill fast).
+    """
+
+    def __init__(
+        self, folder: str, *, name: str | None = None, threads: int = 0, context_window: int = 4096
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            self._model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch.float32, local_files_only=True
+            )
+        except (OSError, ValueError) as err:
+            raise GeneratorUnavailable(
+                f"cannot load generator {folder}: {err}; run 'docqa models verify' or pick "
+                "another with --generator"
+            ) from None
+        self._model.eval()
+        self.name = name or Path(folder).name
+        limit = getattr(self._model.config, "max_position_embeddings", context_window)
+        self.context_window = min(context_window, int(limit))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, messages: Sequence[Message]):
+        """Token ids of the chat-formatted prompt (a 1 x n tensor)."""
+        return self._tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )["input_ids"]
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        input_ids = self.prompt_ids(messages)
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def _run() -> None:
+            try:
+                with torch.inference_mode():
+                    self._model.generate(
+                        input_ids=input_ids,
+                        attention_mask=torch.ones_like(input_ids),
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        streamer=streamer,
+                        pad_token_id=self._tokenizer.eos_token_id,
+                    )
+            except BaseException as err:  # surfaced in the caller's thread below
+                errors.append(err)
+                streamer.end()
+
+        worker = threading.Thread(target=_run, daemon=True)
+        worker.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        worker.join()
+        if errors:
+            raise GeneratorUnavailable(f"generation failed: {errors[0]}") from errors[0]
+
+
+def load_generator(settings: Settings) -> Generator:
+    """The generator ``settings.generator`` names, ready to stream.
+
+    "openai" gives an ``OpenAIGenerator`` for ``settings.openai_base_url``; a bundled name
+    (``docqa models list``) or a local transformers folder gives a ``TransformersGenerator``.
+    Raises ModelNotFound (with the fetch command) or GeneratorUnavailable.
+    """
+    if settings.generator == "openai":
+        from rag.openai_generator import OpenAIGenerator
+
+        return OpenAIGenerator(
+            settings.openai_base_url,
+            settings.openai_model,
+            api_key=os.environ.get(settings.openai_api_key_env, ""),
+        )
+    folder = resolve_model(settings.generator, "generator", settings.models_dir)
+    if not Path(folder).is_dir():
+        raise GeneratorUnavailable(
+            f"no generator {settings.generator!r}: give a bundled name ('docqa models list'), a "
+            "transformers model folder, or 'openai'"
+        )
+    return TransformersGenerator(folder, threads=settings.threads)
