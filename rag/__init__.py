@@ -3,3 +3,7 @@
 from ingest.offline import enable_offline
 
 enable_offline()
+
+from rag.engine import Engine, ask, open_engine, stream  # noqa: E402
+
+__all__ = ["Engine", "ask", "open_engine", "stream"]

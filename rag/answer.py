@@ -1,0 +1,164 @@
+"""Answer: the model's raw text and the prompt's passages -> a checked ``Answer``.
+
+``[n]`` markers (also ``[1, 2]``, ``[1-3]`` and ``[1][2]``) are resolved to the passages given to
+the model; markers that point to no passage are removed and counted. An answer without any valid
+citation is ``unsupported``; an answer that says the documents do not answer (the prompt's refusal
+sentence in English or Spanish, or a common variant) is ``refused``. This module does not call the
+model and does not judge whether a cited passage really supports the sentence citing it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from ingest.records import Answer, Citation, Passage, Timings
+
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_WORD = re.compile(r"\w{3,}")
+MAX_QUOTE_CHARS = 400
+
+# Refusals, matched on lower-cased text without accents.
+_REFUSAL_EXACT = ("i could not find this in the documents", "no encontre esto en los documentos")
+_REFUSAL_VARIANTS = re.compile(
+    r"(could not|couldn't|cannot|can't|can not|unable to|did not|didn't) (find|answer|determine)"
+    r"|(is|are) not (mentioned|provided|found|stated|specified|included) in the (passages|documents)"
+    r"|(passages|documents|context) (do|does) not (contain|mention|provide|say|include|specify)"
+    r"|no (information|mention) (about|on|of|regarding)"
+    r"|no (encontre|pude encontrar|puedo responder|se encuentra|se menciona|hay informacion)"
+    r"|(pasajes|documentos) no (contienen|mencionan|incluyen|dicen|proporcionan)"
+)
+
+
+def build_answer(
+    question: str,
+    raw_text: str,
+    prompt_passages: Sequence[Passage],
+    *,
+    passages: Sequence[Passage] | None = None,
+    lang: str = "en",
+    timings: Timings | None = None,
+) -> Answer:
+    """Resolve the citations of ``raw_text`` and build the ``Answer``.
+
+    Args:
+        question: the user's question.
+        raw_text: the generator's whole output.
+        prompt_passages: the passages as numbered in the prompt (``[1]`` is the first).
+        passages: everything retrieved (default: ``prompt_passages``), kept on the answer.
+        lang: the language the answer was asked for.
+        timings: step timings to attach.
+    """
+    text, numbers, invalid = clean_citations(raw_text.strip(), len(prompt_passages))
+    citations = tuple(
+        _citation(n, prompt_passages[n - 1], _citing_sentence(text, n)) for n in numbers
+    )
+    refused = is_refusal(text) and (not citations or len(_WORD.findall(text)) <= 25)
+    return Answer(
+        question=question,
+        text=text,
+        citations=citations,
+        refused=refused,
+        unsupported=not citations and not refused,
+        passages=tuple(prompt_passages if passages is None else passages),
+        invalid_citations=invalid,
+        lang=lang,
+        timings=timings or Timings(),
+    )
+
+
+def clean_citations(text: str, count: int) -> tuple[str, list[int], int]:
+    """Keep markers that point to passages 1..count; drop the others.
+
+    Returns the cleaned text, the valid numbers in order of first use, and how many numbers were
+    invalid.
+
+    >>> clean_citations("Yes [1, 7]. No [9].", 2)
+    ('Yes [1]. No.', [1], 2)
+    """
+    used: list[int] = []
+    invalid = 0
+
+    def _replace(match: re.Match[str]) -> str:
+        nonlocal invalid
+        valid = []
+        for n in _numbers(match.group(1)):
+            if 1 <= n <= count:
+                valid.append(n)
+                if n not in used:
+                    used.append(n)
+            else:
+                invalid += 1
+        valid = list(dict.fromkeys(valid))
+        return "[" + ", ".join(map(str, valid)) + "]" if valid else "\0"
+
+    cleaned = _MARKER.sub(_replace, text)
+    cleaned = re.sub(r"[ \t]*\0", "", cleaned)  # a removed marker takes its leading space along
+    return cleaned, used, invalid
+
+
+def is_refusal(text: str) -> bool:
+    """Whether ``text`` says the documents do not answer (English or Spanish).
+
+    >>> is_refusal("No encontré esto en los documentos.")
+    True
+    """
+    folded = _fold(text)
+    return any(s in folded for s in _REFUSAL_EXACT) or bool(_REFUSAL_VARIANTS.search(folded))
+
+
+def _numbers(group: str) -> list[int]:
+    """``"1, 3-5"`` -> [1, 3, 4, 5]; ranges longer than 20 are taken as their ends only."""
+    out: list[int] = []
+    for part in re.split(r"\s*[,;]\s*", group):
+        ends = [int(x) for x in re.split(r"\s*[-–]\s*", part) if x]
+        if len(ends) == 2 and 0 <= ends[1] - ends[0] <= 20:
+            out.extend(range(ends[0], ends[1] + 1))
+        else:
+            out.extend(ends)
+    return out
+
+
+def _citing_sentence(text: str, number: int) -> str:
+    """The first sentence of ``text`` that cites ``[number]`` (the whole text if none)."""
+    for sentence in _SENTENCE.findall(text):
+        for match in _MARKER.finditer(sentence):
+            if number in _numbers(match.group(1)):
+                return sentence
+    return text
+
+
+def _citation(number: int, passage: Passage, claim: str) -> Citation:
+    return Citation(
+        number=number,
+        chunk_id=passage.chunk_id,
+        source=passage.source,
+        page=passage.page,
+        heading=passage.heading,
+        quote=_quote(passage.text, claim),
+    )
+
+
+def _quote(passage_text: str, claim: str) -> str:
+    """The passage sentence sharing most words with ``claim``; the passage's start if none does.
+
+    >>> _quote("Plug it in. Press the red button to start.", "Press the red button [1].")
+    'Press the red button to start.'
+    """
+    claim_words = set(_WORD.findall(_fold(claim)))
+    best, best_overlap = "", 0
+    for sentence in _SENTENCE.findall(passage_text):
+        overlap = len(claim_words & set(_WORD.findall(_fold(sentence))))
+        if overlap > best_overlap:
+            best, best_overlap = sentence.strip(), overlap
+    if best_overlap >= 2:
+        return best[:MAX_QUOTE_CHARS]
+    return passage_text.strip()[:MAX_QUOTE_CHARS]
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents: ``"Encontré"`` -> ``"encontre"``."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -1,0 +1,215 @@
+"""The query engine, docqa's public Python API: a question -> a grounded, cited ``Answer``.
+
+>>> engine = open_engine(load_settings())                       # doctest: +SKIP
+>>> answer = engine.ask("How do I measure a voltage?")           # doctest: +SKIP
+>>> for item in engine.stream("¿Cómo mido un voltaje?"):         # doctest: +SKIP
+...     print(item if isinstance(item, str) else item.citations)
+
+``Engine`` holds the settings, the open index, the embedder and the generator (loaded on first
+use, so retrieval-only callers never pay for it). Answering is: retrieve (with the conversation for
+follow-ups) -> refuse without the model when nothing is relevant enough -> prompt -> stream ->
+resolve citations. The engine does not build indexes (``ingest.pipeline`` does) and keeps no
+conversation state: callers pass the history in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ingest.embed import Embedder, load_embedder
+from ingest.errors import EmptyQuestion
+from ingest.lang import detect_language
+from ingest.records import Answer, Message, Passage, Timings
+from ingest.settings import Settings
+from rag.answer import build_answer
+from rag.generate import Generator, load_generator
+from rag.prompt import build_prompt, fit_passages, refusal
+from rag.retrieve import dense_weight_for, min_relevance_for, relevance, retrieve, search_query
+
+PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
+
+
+class Engine:
+    """Answers questions from one index. Build it with ``open_engine``; close it when done.
+
+    Args:
+        settings: the frozen settings (top_k, weights, thresholds, budgets, generator choice).
+        index: an open ``ingest.store.Index``.
+        embedder: the embedder the index was built with.
+        generator: a ready generator, or None to load ``settings.generator`` on first use.
+    """
+
+    def __init__(
+        self, settings: Settings, index, embedder: Embedder, generator: Generator | None = None
+    ) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self._generator = generator
+
+    @property
+    def generator(self) -> Generator:
+        """The generator, loaded the first time it is needed."""
+        if self._generator is None:
+            self._generator = load_generator(self.settings)
+        return self._generator
+
+    def retrieve(
+        self, question: str, *, k: int | None = None, history: Sequence[Message] = ()
+    ) -> list[Passage]:
+        """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first."""
+        question = _checked(question)
+        query = search_query(question, history)
+        return retrieve(
+            query,
+            self.index,
+            self.embedder,
+            k=k or self.settings.top_k,
+            dense_weight=dense_weight_for(self.settings, detect_language(question)),
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Message] = (),
+        k: int | None = None,
+        language: str | None = None,
+    ) -> Answer:
+        """Answer ``question`` (see ``stream``) and return only the final ``Answer``."""
+        answer = None
+        for item in self.stream(question, history=history, k=k, language=language):
+            if isinstance(item, Answer):
+                answer = item
+        if answer is None:  # stream always ends with an Answer; this guards a broken generator
+            raise RuntimeError("the answer stream ended without an Answer")
+        return answer
+
+    def stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[Message] = (),
+        k: int | None = None,
+        language: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as generated, then the final ``Answer`` (last item).
+
+        The pieces are the model's raw text; the final ``Answer.text`` has invalid citation
+        markers removed, so a UI should replace the streamed text with it.
+
+        Args:
+            question: the user's question.
+            history: the conversation so far (user and assistant messages, oldest first).
+            k: passages to retrieve (default ``settings.top_k``).
+            language: answer language code; default the question's (``settings.answer_language``
+                when it is not "auto").
+        """
+        start = time.perf_counter()
+        question = _checked(question)
+        lang = language or self._language(question, history)
+        passages = self.retrieve(question, k=k, history=history)
+        t_retrieve = time.perf_counter() - start
+        if relevance(passages) < min_relevance_for(self.settings, self.embedder.name):
+            text = refusal(lang)
+            yield text
+            total = time.perf_counter() - start
+            timings = Timings(retrieve=t_retrieve, first_token=total, total=total)
+            yield Answer(question, text, refused=True, passages=tuple(passages), lang=lang, timings=timings)
+            return
+        generator = self.generator
+        t_prompt_start = time.perf_counter()
+        budget = min(
+            self.settings.context_tokens,
+            generator.context_window - self.settings.max_new_tokens - PROMPT_OVERHEAD_TOKENS,
+        )
+        shown = fit_passages(passages, budget, generator.count_tokens)
+        messages = build_prompt(
+            question,
+            shown,
+            history=history,
+            language=lang,
+            budget_tokens=budget,
+            count_tokens=generator.count_tokens,
+        )
+        prompt_tokens = sum(generator.count_tokens(m.content) for m in messages)
+        t_prompt = time.perf_counter() - t_prompt_start
+        pieces: list[str] = []
+        first_token = None
+        for piece in generator.stream(messages, self.settings.max_new_tokens):
+            if first_token is None:
+                first_token = time.perf_counter() - start
+            pieces.append(piece)
+            yield piece
+        raw = "".join(pieces)
+        timings = Timings(
+            retrieve=t_retrieve,
+            prompt=t_prompt,
+            first_token=first_token,
+            total=time.perf_counter() - start,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=generator.count_tokens(raw),
+        )
+        yield build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
+
+    def close(self) -> None:
+        """Close the index. The engine cannot answer afterwards."""
+        self.index.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _language(self, question: str, history: Sequence[Message]) -> str:
+        """The answer language: fixed by the settings, else the question's (or the last turn's)."""
+        if self.settings.answer_language != "auto":
+            return self.settings.answer_language
+        lang = detect_language(question)
+        for message in reversed(history):  # "und" for a one-word follow-up: keep the conversation's
+            if lang != "und":
+                break
+            if message.role == "user":
+                lang = detect_language(message.content)
+        return lang if lang != "und" else "en"
+
+
+def open_engine(
+    settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None
+) -> Engine:
+    """Open ``settings.index_dir`` for answering.
+
+    Raises IndexNotFound when there is no index, EmbedderMismatch when it was built with another
+    embedder than ``embedder`` (or ``settings.embedder``). The generator is not loaded here.
+    """
+    from ingest.store import open_index
+
+    index = open_index(Path(settings.index_dir))  # fails fast, before loading a model
+    try:
+        if embedder is None:
+            embedder = load_embedder(settings.embedder, settings.models_dir, threads=settings.threads)
+    finally:
+        index.close()
+    index = open_index(Path(settings.index_dir), embedder_name=embedder.name)
+    return Engine(settings, index, embedder, generator)
+
+
+def ask(question: str, engine: Engine, history: Sequence[Message] = (), **options) -> Answer:
+    """``engine.ask(question, history=history, **options)``."""
+    return engine.ask(question, history=history, **options)
+
+
+def stream(
+    question: str, engine: Engine, history: Sequence[Message] = (), **options
+) -> Iterator[str | Answer]:
+    """``engine.stream(question, history=history, **options)``."""
+    return engine.stream(question, history=history, **options)
+
+
+def _checked(question: str) -> str:
+    if not question or not question.strip():
+        raise EmptyQuestion("the question is empty: ask something, e.g. docqa ask \"How do I ...?\"")
+    return question.strip()

@@ -1,0 +1,154 @@
+"""A generator on any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server, OpenAI).
+
+Streams ``POST {base_url}/chat/completions`` with ``"stream": true`` and reads the server-sent
+events (``data: {...}`` lines, ending with ``data: [DONE]``). Temperature 0 by default, so answers
+are as deterministic as the server allows. Connection failures, timeouts and HTTP errors become one
+``GeneratorUnavailable`` line that says what to do. It does not retry and never falls back to
+another backend silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+
+from ingest.errors import GeneratorUnavailable
+from ingest.records import Message
+
+
+class OpenAIGenerator:
+    """Chat completions from an OpenAI-compatible HTTP server.
+
+    Args:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` or ``https://api.openai.com/v1``.
+        model: the model name; "" asks the server (``GET /models``) and takes its first model.
+        api_key: sent as a bearer token when not empty.
+        context_window: tokens the served model accepts (the server does not say).
+        temperature: 0 for deterministic answers.
+        timeout: seconds to connect and between two streamed pieces.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "",
+        *,
+        api_key: str = "",
+        context_window: int = 8192,
+        temperature: float = 0.0,
+        timeout: float = 60.0,
+    ) -> None:
+        try:
+            import httpx
+        except ImportError:
+            raise ImportError("the OpenAI backend needs 'pip install httpx'") from None
+        self.base_url = base_url.rstrip("/")
+        self.context_window = context_window
+        self.temperature = temperature
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
+        self._model = model
+        self.name = f"openai:{model}" if model else "openai"
+
+    @property
+    def model(self) -> str:
+        """The served model, asked from the server once when not given."""
+        if not self._model:
+            data = json.loads(self._request("GET", "/models"))
+            models = [m.get("id", "") for m in data.get("data", [])]
+            if not models or not models[0]:
+                raise GeneratorUnavailable(
+                    f"the server at {self.base_url} lists no model: set openai_model (DOCQA_OPENAI_MODEL)"
+                )
+            self._model = models[0]
+            self.name = f"openai:{self._model}"
+        return self._model
+
+    def count_tokens(self, text: str) -> int:
+        """An upper estimate (3 characters a token): the server's tokenizer is not known here."""
+        return math.ceil(len(text) / 3)
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_new_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+        }
+        url = f"{self.base_url}/chat/completions"
+        try:
+            with self._client.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise GeneratorUnavailable(_http_error(url, response.status_code, response.text))
+                for line in response.iter_lines():
+                    piece = _sse_piece(line)
+                    if piece is None:
+                        return
+                    if piece:
+                        yield piece
+        except httpx.TimeoutException:
+            raise GeneratorUnavailable(
+                f"the OpenAI-compatible server at {self.base_url} timed out: check it is not "
+                "overloaded, or set --generator"
+            ) from None
+        except httpx.TransportError:
+            raise GeneratorUnavailable(_unreachable(self.base_url)) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, path: str) -> str:
+        import httpx
+
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._client.request(method, url)
+        except httpx.TimeoutException:
+            raise GeneratorUnavailable(f"the server at {self.base_url} timed out: check it") from None
+        except httpx.TransportError:
+            raise GeneratorUnavailable(_unreachable(self.base_url)) from None
+        if response.status_code >= 400:
+            raise GeneratorUnavailable(_http_error(url, response.status_code, response.text))
+        return response.text
+
+
+def _sse_piece(line: str) -> str | None:
+    """Text of one server-sent event line; "" for lines without text, None at ``[DONE]``.
+
+    >>> _sse_piece('data: {"choices": [{"delta": {"content": "Hi"}}]}')
+    'Hi'
+    """
+    if not line.startswith("data:"):
+        return ""  # comments (": keep-alive"), "event:" lines, blank separators
+    payload = line[5:].strip()
+    if payload == "[DONE]":
+        return None
+    try:
+        event = json.loads(payload)
+    except json.JSONDecodeError:
+        return ""
+    if "error" in event:
+        raise GeneratorUnavailable(f"the OpenAI-compatible server failed: {event['error']}")
+    choices = event.get("choices") or [{}]
+    return (choices[0].get("delta") or {}).get("content") or ""
+
+
+def _unreachable(base_url: str) -> str:
+    return f"cannot reach the OpenAI-compatible server at {base_url}: start it or set --generator"
+
+
+def _http_error(url: str, status: int, body: str) -> str:
+    hint = {
+        401: "check the API key (openai_api_key_env names its environment variable)",
+        403: "check the API key's permissions",
+        404: "check openai_base_url (it usually ends in /v1) and openai_model",
+    }.get(status, "check the server's log")
+    detail = " ".join(body.split())[:200]
+    return f"the OpenAI-compatible server answered {status} for {url} ({detail}): {hint}"

@@ -1,0 +1,215 @@
+"""Retrieval: a question -> the index's most relevant passages, dense and lexical scores fused.
+
+Dense search (the embedder's query vector against FAISS) and lexical search (the catalog's FTS5
+BM25, diacritics folded) each return more candidates than asked for; each list's scores are
+min-max normalised over its own candidates and mixed as
+``dense_weight * dense + (1 - dense_weight) * lexical`` (a candidate missing from one list gets 0
+there). Plain reciprocal-rank fusion is not used: with a weaker retriever it drags the stronger
+one down (see ``../shared/MODELS.md`` and ``bench/tune_fusion.py``).
+
+This module does not decide whether the passages are good enough to answer (the engine does, from
+``relevance``) and does not rerank with a cross-encoder (none is bundled).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ingest.embed import Embedder
+from ingest.records import Message, Passage
+from ingest.settings import Settings
+
+CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
+MIN_CANDIDATES = 20
+
+
+def retrieve(
+    question: str,
+    index: Any,
+    embedder: Embedder,
+    *,
+    k: int = 5,
+    dense_weight: float = 0.7,
+    candidates: int | None = None,
+) -> list[Passage]:
+    """The ``k`` best passages for ``question``, best first, with fused and per-list scores.
+
+    Args:
+        question: the search text (for a follow-up, the engine's rewritten query).
+        index: an open ``ingest.store.Index``.
+        embedder: the embedder the index was built with.
+        k: passages to return.
+        dense_weight: weight of the dense score; the lexical score gets the rest.
+        candidates: how many each retriever returns (default ``max(4k, 20)``).
+
+    Returns:
+        Passages with ``score`` (fused, 0..1, relative to this question's candidates),
+        ``dense_score`` (cosine, absolute; None when only the lexical search found it) and
+        ``lexical_score`` (BM25; None when only the dense search found it).
+    """
+    n = candidates or max(CANDIDATES_PER_K * k, MIN_CANDIDATES)
+    dense: list[tuple[str, float]] = []
+    lexical: list[tuple[str, float]] = []
+    if dense_weight > 0:
+        vector = embedder.embed_queries([question])[0]
+        dense = index.search_dense(np.asarray(vector, dtype=np.float32), n)
+    if dense_weight < 1:
+        lexical = index.search_lexical(question, n)
+    ranked = fuse(dense, lexical, dense_weight)[:k]
+    chunks = {c.id: c for c in index.get_chunks([cid for cid, _ in ranked])}
+    dense_of, lexical_of = dict(dense), dict(lexical)
+    passages = []
+    for cid, score in ranked:
+        chunk = chunks.get(cid)
+        if chunk is None:  # removed between search and fetch; never served
+            continue
+        passages.append(
+            Passage(
+                chunk_id=cid,
+                source=chunk.source,
+                text=chunk.text,
+                page=chunk.page,
+                heading=chunk.heading,
+                lang=chunk.lang,
+                score=score,
+                rank=len(passages) + 1,
+                dense_score=dense_of.get(cid),
+                lexical_score=lexical_of.get(cid),
+            )
+        )
+    return passages
+
+
+def fuse(
+    dense: Sequence[tuple[str, float]],
+    lexical: Sequence[tuple[str, float]],
+    dense_weight: float,
+    *,
+    method: str = "minmax",
+) -> list[tuple[str, float]]:
+    """Weighted fusion of two scored candidate lists, best first; ties keep dense order.
+
+    >>> fuse([("a", 0.9), ("b", 0.5)], [("b", 7.0), ("c", 1.0)], 0.5)
+    [('a', 0.5), ('b', 0.5), ('c', 0.0)]
+    """
+    dense_norm = _normalise([s for _, s in dense], method)
+    lexical_norm = _normalise([s for _, s in lexical], method)
+    floor_d = min(dense_norm, default=0.0)
+    floor_l = min(lexical_norm, default=0.0)
+    d = {cid: s for (cid, _), s in zip(dense, dense_norm, strict=True)}
+    lx = {cid: s for (cid, _), s in zip(lexical, lexical_norm, strict=True)}
+    order = list(dict.fromkeys([cid for cid, _ in dense] + [cid for cid, _ in lexical]))
+    fused = {
+        cid: dense_weight * d.get(cid, floor_d) + (1 - dense_weight) * lx.get(cid, floor_l) for cid in order
+    }
+    position = {cid: i for i, cid in enumerate(order)}
+    return sorted(fused.items(), key=lambda item: (-item[1], position[item[0]]))
+
+
+def _normalise(scores: Sequence[float], method: str) -> list[float]:
+    """Scores mapped to a common scale: "minmax" -> 0..1, "zscore" -> mean 0, std 1.
+
+    >>> _normalise([2.0, 4.0, 3.0], "minmax")
+    [0.0, 1.0, 0.5]
+    """
+    if not scores:
+        return []
+    values = np.asarray(scores, dtype=np.float64)
+    if method == "zscore":
+        std = values.std()
+        out = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+    elif method == "minmax":
+        span = values.max() - values.min()
+        out = (values - values.min()) / span if span > 0 else np.ones_like(values)
+    else:
+        raise ValueError(f"unknown normalisation {method!r}: use 'minmax' or 'zscore'")
+    return [float(x) for x in out]
+
+
+def relevance(passages: Sequence[Passage]) -> float:
+    """An absolute relevance for the refusal threshold: the best dense cosine, 0 when none.
+
+    Fused scores are relative to the question's own candidates (the best is always near 1), so
+    they cannot tell "nothing relevant" from "something relevant"; the cosine can.
+    """
+    return max((p.dense_score for p in passages if p.dense_score is not None), default=0.0)
+
+
+# Words that make a short question lean on the previous turn ("what about its range?").
+_ANAPHORA = frozenset(
+    {
+        "it",
+        "its",
+        "it's",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "there",
+        "one",
+        "ones",
+        "same",
+        "also",
+        "eso",
+        "esto",
+        "esa",
+        "ese",
+        "esos",
+        "esas",
+        "ello",
+        "lo",
+        "la",
+        "los",
+        "las",
+        "le",
+        "les",
+        "su",
+        "sus",
+        "mismo",
+        "misma",
+        "también",
+        "tambien",
+    }
+)
+_FOLLOW_UP_WORDS = 8  # at most this many words, plus an anaphoric word or a leading "and/y"
+
+
+def search_query(question: str, history: Sequence[Message] = ()) -> str:
+    """The text to search for: the question, prefixed by the previous user turn for a follow-up.
+
+    Only retrieval uses this; the model still gets the question unchanged (and the history).
+
+    >>> search_query("And its range?", [Message("user", "What is the voltmeter's input?")])
+    "What is the voltmeter's input? And its range?"
+    """
+    previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+    if not previous or not _is_follow_up(question):
+        return question
+    return f"{previous.strip()} {question}"
+
+
+def _is_follow_up(question: str) -> bool:
+    """Short and leaning on context: an anaphoric word, or starting with "and"/"y"/"what about"."""
+    words = re.findall(r"[^\W\d_]+", question.lower())
+    if not words or len(words) > _FOLLOW_UP_WORDS:
+        return False
+    lowered = question.lower().lstrip("¿ ")
+    starts = words[0] in ("and", "y", "e") or lowered.startswith(("what about", "how about"))
+    return starts or any(w in _ANAPHORA for w in words)
+
+
+def dense_weight_for(settings: Settings, lang: str) -> float:
+    """The fusion weight for a question in ``lang`` (see ``Settings.dense_weight``)."""
+    return settings.dense_weight
+
+
+def min_relevance_for(settings: Settings, embedder_name: str) -> float:
+    """The refusal threshold: ``settings.min_relevance``."""
+    return settings.min_relevance
