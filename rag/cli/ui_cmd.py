@@ -1,0 +1,102 @@
+"""``docqa ui``: start the Streamlit app on this machine.
+
+The command checks the settings (so a bad value is one clean line, not a browser full of
+errors), passes them to the app through ``DOCQA_*`` environment variables, and replaces itself
+with ``streamlit run``. The app listens on 127.0.0.1 unless ``--host`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from rag.cli.common import index_option, models_dir_option, settings_from
+
+APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
+
+
+def streamlit_command(app: Path, host: str, port: int, max_upload_mb: float) -> list[str]:
+    """The ``streamlit run`` command line for the app.
+
+    >>> streamlit_command(Path("app.py"), "127.0.0.1", 8501, 64.0)[1:4]
+    ['-m', 'streamlit', 'run']
+    """
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        str(max(1, math.ceil(max_upload_mb))),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+def app_environment(base: dict[str, str], **values: object) -> dict[str, str]:
+    """``base`` with ``DOCQA_<NAME>`` set for each value that is not None.
+
+    >>> app_environment({}, index=Path("/tmp/ix"), generator=None)
+    {'DOCQA_INDEX': '/tmp/ix'}
+    """
+    env = dict(base)
+    for name, value in values.items():
+        if value is not None:
+            env[f"DOCQA_{name.upper()}"] = str(value)
+    return env
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@index_option
+@models_dir_option
+@click.option("--generator", default=None, help="Generator: a bundled name, a folder, or 'openai'.")
+@click.option("--embedder", default=None, help="Embedder the index was built with (a bundled name).")
+@click.option(
+    "--config", type=click.Path(path_type=Path, dir_okay=False), default=None, help="A docqa.toml file."
+)
+def ui(
+    host: str,
+    port: int,
+    index_dir: Path | None,
+    models_dir: Path | None,
+    generator: str | None,
+    embedder: str | None,
+    config: Path | None,
+) -> None:
+    """Open the chat app in a browser: ask the manuals, see the pages, manage documents.
+
+    \b
+    Example:
+      docqa ui                        # http://127.0.0.1:8501
+      docqa ui --index ./index --port 8600
+    """
+    settings = settings_from(
+        config, index_dir=index_dir, models_dir=models_dir, generator=generator, embedder=embedder
+    )
+    env = app_environment(
+        dict(os.environ),
+        config=config.resolve() if config else None,
+        index=settings.index_dir.resolve(),
+        models_dir=settings.models_dir.resolve(),
+        generator=generator,
+        embedder=embedder,
+    )
+    command = streamlit_command(APP, host, port, settings.max_file_mb)
+    click.echo(f"docqa ui: http://{host}:{port}  (index {settings.index_dir})", err=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)

@@ -1,0 +1,127 @@
+"""Saving files a user uploads through the app, safely.
+
+An upload is checked before a byte is written: its type (by suffix, against the loaders' list), its
+size, and its name, which is reduced to a plain file name (no folders, no ``..``, no control or
+shell-special characters). Files are written only inside the uploads folder, atomically, so a
+half-written file is never indexed. This module does not index anything: the documents panel
+passes the saved paths to ``ingest.pipeline.ingest_paths``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+from ingest.errors import DocqaError
+
+UPLOADS_FOLDER = "uploads"
+"""Name of the uploads folder inside the index folder."""
+
+_MAX_NAME_CHARS = 120
+_UNSAFE = re.compile(r"[^\w.\- ()]+")  # \w is Unicode-aware: accents stay
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+class UploadRejected(DocqaError):
+    """An uploaded file was refused; the message says why and what is accepted."""
+
+    exit_code = 2
+
+
+def uploads_dir(index_dir: Path) -> Path:
+    """The folder uploads are saved in: ``<index>/uploads``."""
+    return Path(index_dir) / UPLOADS_FOLDER
+
+
+def clean_name(name: str) -> str:
+    """Reduce a user-supplied file name to a safe, plain file name.
+
+    Folders (``/`` or ``\\``), leading dots, control and special characters go; letters with
+    accents stay; the suffix is kept and lower-cased; long names are shortened.
+
+    >>> clean_name("../../etc/Manual de Uso.PDF")
+    'Manual de Uso.pdf'
+
+    Raises:
+        UploadRejected: nothing usable is left of the name.
+    """
+    base = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" ._")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = re.sub(r"_{2,}", "_", stem).strip(" ._")[: _MAX_NAME_CHARS - len(suffix) - 1]
+    if not stem or stem.lower() in _RESERVED:
+        raise UploadRejected(f"cannot use the file name {name!r}: rename the file and upload it again")
+    return f"{stem}.{suffix.lower()}" if suffix else stem
+
+
+def check_upload(name: str, size: int, *, max_bytes: int, suffixes: Iterable[str]) -> str:
+    """Check an upload's name, type and size; return the name it will be saved under.
+
+    Args:
+        name: the name the browser sent.
+        size: its size in bytes.
+        max_bytes: the largest accepted size.
+        suffixes: accepted suffixes with their dot, e.g. ``{".pdf", ".md"}``.
+
+    Raises:
+        UploadRejected: with the reason and the accepted types or size.
+    """
+    safe = clean_name(name)
+    allowed = sorted(s.lower() for s in suffixes)
+    suffix = Path(safe).suffix.lower()
+    if suffix not in allowed:
+        raise UploadRejected(f"{safe}: type {suffix or '(none)'} is not supported; use {', '.join(allowed)}")
+    if size <= 0:
+        raise UploadRejected(f"{safe}: the file is empty")
+    if size > max_bytes:
+        raise UploadRejected(
+            f"{safe}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit; "
+            "split the document or raise max_file_mb"
+        )
+    return safe
+
+
+def save_upload(folder: Path, name: str, data: bytes, *, max_bytes: int, suffixes: Iterable[str]) -> Path:
+    """Check an upload and write it into ``folder`` (created if needed); return its path.
+
+    A file of the same name is replaced, so uploading a new version updates the document.
+
+    Raises:
+        UploadRejected: the upload fails the checks of ``check_upload``, or its path would
+            leave ``folder`` (which the cleaned name makes impossible; checked anyway).
+    """
+    safe = check_upload(name, len(data), max_bytes=max_bytes, suffixes=suffixes)
+    folder = Path(folder).resolve()
+    target = (folder / safe).resolve()
+    if target.parent != folder:
+        raise UploadRejected(f"{name!r}: refused, the name points outside the uploads folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def delete_upload(folder: Path, path: Path) -> bool:
+    """Delete an uploaded file if ``path`` lies inside ``folder``; return whether one was deleted.
+
+    Documents indexed from elsewhere are never touched: only their index entries are removed.
+    """
+    folder = Path(folder).resolve()
+    target = Path(path).resolve()
+    if not target.is_relative_to(folder) or not target.is_file():
+        return False
+    target.unlink()
+    return True
