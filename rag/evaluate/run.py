@@ -1,0 +1,193 @@
+"""Run a question set through an engine, one question at a time, and keep every result.
+
+Each finished question is appended to ``OUT/results.jsonl`` at once, so an interrupted run
+resumes where it stopped when started again with the same ``out_dir`` (``run.json`` records what
+the run was, and a different run in the same folder is refused). At the end ``results.json``
+holds the configuration, the summary per language and every question. Reports (HTML, plots)
+are ``report.py``'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ingest.errors import DocqaError
+from ingest.records import Answer, Passage
+from rag.evaluate.questions import Question, QuestionSet
+from rag.evaluate.results import QuestionResult, RunResult
+from rag.evaluate.score import score_question
+from rag.evaluate.summary import summarize
+
+PARTIAL = "results.jsonl"
+CONFIG = "run.json"
+RESULTS = "results.json"
+
+
+class EvalEngine(Protocol):
+    """What an evaluation needs of a query engine (``rag.engine.Engine`` has both)."""
+
+    def retrieve(self, question: str, *, k: int | None = None) -> list[Passage]: ...
+
+    def ask(self, question: str, *, k: int | None = None) -> Answer: ...
+
+
+def evaluate(
+    questions: QuestionSet | Sequence[Question],
+    engine: EvalEngine,
+    *,
+    out_dir: Path,
+    retrieval_only: bool = False,
+    k: int = 10,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    resume: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    detect: Callable[[str], str] | None = None,
+    describe: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Evaluate ``questions`` against ``engine`` and write the results under ``out_dir``.
+
+    Args:
+        questions: the question set (or a plain sequence of questions).
+        engine: an object with ``retrieve`` and ``ask``.
+        out_dir: where results.jsonl, run.json and results.json go (created if missing).
+        retrieval_only: score retrieval only (no generation: fast).
+        k: passages retrieved per question for the retrieval metrics.
+        limit: evaluate only the first ``limit`` questions (after sampling).
+        sample: evaluate a random sample of this many questions, drawn with ``seed``.
+        resume: reuse results of an interrupted run in ``out_dir``; False starts over.
+        progress: called with (done, total) at the start and after each question.
+        detect: language detector for answers (default ``ingest.lang.detect_language``).
+        describe: what the engine is (index, embedder, generator...), recorded in the config.
+
+    Raises:
+        DocqaError: ``out_dir`` holds a different run, or ``k``/``limit``/``sample`` is bad.
+    """
+    if detect is None:
+        from ingest.lang import detect_language as detect
+    source = questions.source if isinstance(questions, QuestionSet) else ""
+    problems = questions.problems if isinstance(questions, QuestionSet) else ()
+    pool = questions.questions if isinstance(questions, QuestionSet) else tuple(questions)
+    chosen = select(pool, limit=limit, sample=sample, seed=seed)
+    config = {
+        "questions": source,
+        "n_questions": len(chosen),
+        "retrieval_only": retrieval_only,
+        "k": k,
+        "limit": limit,
+        "sample": sample,
+        "seed": seed,
+        "engine": dict(describe or {}),
+    }
+    config["signature"] = _signature(chosen, config)
+    out_dir = Path(out_dir)
+    done = _start(out_dir, config, resume)
+    resumed = count = sum(q.id in done for q in chosen)
+    if progress:
+        progress(count, len(chosen))
+    with (out_dir / PARTIAL).open("a", encoding="utf-8") as sink:
+        for question in chosen:
+            if question.id in done:
+                continue
+            result = _run_one(question, engine, k=k, retrieval_only=retrieval_only, detect=detect)
+            sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            sink.flush()
+            done[question.id] = result
+            count += 1
+            if progress:
+                progress(count, len(chosen))
+    results = tuple(done[q.id] for q in chosen)
+    run = RunResult(out_dir, config, results, summarize(results), tuple(problems), resumed)
+    _write_json(out_dir / RESULTS, run.to_json())
+    return run
+
+
+def select(
+    questions: Sequence[Question], *, limit: int | None, sample: int | None, seed: int
+) -> tuple[Question, ...]:
+    """A seeded random sample (kept in set order), then the first ``limit``.
+
+    Raises:
+        DocqaError: ``limit`` or ``sample`` is below 1.
+    """
+    for name, value in (("limit", limit), ("sample", sample)):
+        if value is not None and value < 1:
+            raise DocqaError(f"bad --{name} {value}: use 1 or more")
+    chosen = list(questions)
+    if sample is not None and sample < len(chosen):
+        keep = sorted(random.Random(seed).sample(range(len(chosen)), sample))
+        chosen = [chosen[i] for i in keep]
+    return tuple(chosen[:limit] if limit is not None else chosen)
+
+
+def _run_one(
+    question: Question, engine: EvalEngine, *, k: int, retrieval_only: bool, detect: Callable[[str], str]
+) -> QuestionResult:
+    start = time.perf_counter()
+    passages = engine.retrieve(question.question, k=k)
+    latency = time.perf_counter() - start
+    answer = None
+    if not retrieval_only:
+        start = time.perf_counter()
+        answer = engine.ask(question.question)
+        latency = answer.timings.total or (time.perf_counter() - start)
+    return score_question(question, passages, k=k, latency_s=latency, answer=answer, detect=detect)
+
+
+def _signature(questions: Sequence[Question], config: Mapping[str, Any]) -> str:
+    """Hash of what makes two runs the same run: the questions and the settings."""
+    payload = {
+        "questions": [[q.id, q.question, q.answerable, [str(g) for g in q.gold]] for q in questions],
+        "settings": [config["retrieval_only"], config["k"], config["engine"]],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _start(out_dir: Path, config: Mapping[str, Any], resume: bool) -> dict[str, QuestionResult]:
+    """Prepare ``out_dir``; return the results an earlier run of the same signature left."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial, config_file = out_dir / PARTIAL, out_dir / CONFIG
+    done: dict[str, QuestionResult] = {}
+    if resume and partial.is_file() and config_file.is_file():
+        earlier = json.loads(config_file.read_text(encoding="utf-8"))
+        if earlier.get("signature") != config["signature"]:
+            raise DocqaError(
+                f"{out_dir} holds another run (other questions or settings); "
+                "use another --out, or --restart to overwrite it"
+            )
+        done = _read_partial(partial)
+    _write_json(config_file, dict(config))
+    # Rewrite the partial file with the good records only: a run killed mid-line leaves half a
+    # line, and appending after it would corrupt the next record.
+    _write_text(partial, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in done.values()))
+    return done
+
+
+def _read_partial(path: Path) -> dict[str, QuestionResult]:
+    done: dict[str, QuestionResult] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            result = QuestionResult.from_json(json.loads(line))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # the line a killed run was writing
+        done[result.id] = result
+    return done
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
