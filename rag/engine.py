@@ -187,13 +187,18 @@ def open_engine(
     """
     from ingest.store import open_index
 
-    index = open_index(Path(settings.index_dir))  # fails fast, before loading a model
+    index_dir = Path(settings.index_dir)
+    index = open_index(index_dir)  # IndexNotFound before a model is loaded
     try:
         if embedder is None:
+            if not Path(settings.embedder).expanduser().is_dir() and settings.embedder != index.embedder:
+                open_index(index_dir, embedder_name=settings.embedder)  # raises EmbedderMismatch
             embedder = load_embedder(settings.embedder, settings.models_dir, threads=settings.threads)
-    finally:
+        if embedder.name != index.embedder:
+            open_index(index_dir, embedder_name=embedder.name)  # raises EmbedderMismatch
+    except BaseException:
         index.close()
-    index = open_index(Path(settings.index_dir), embedder_name=embedder.name)
+        raise
     return Engine(settings, index, embedder, generator)
 
 
@@ -211,5 +216,5 @@ def stream(
 
 def _checked(question: str) -> str:
     if not question or not question.strip():
-        raise EmptyQuestion("the question is empty: ask something, e.g. docqa ask \"How do I ...?\"")
+        raise EmptyQuestion('the question is empty: ask something, e.g. docqa ask "How do I ...?"')
     return question.strip()

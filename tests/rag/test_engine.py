@@ -1,0 +1,154 @@
+"""The engine: retrieval, refusal without the model, streaming, follow-ups, errors.
+
+Unit tests run the engine over the in-memory index with the hash embedder and the replay
+generator; the integration tests build a real index folder with ``ingest.pipeline``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import rag
+from ingest.errors import EmbedderMismatch, EmptyQuestion, IndexNotFound
+from ingest.records import Answer, Message
+from ingest.settings import Settings
+from rag.engine import Engine, open_engine
+from tests.fakes import HashEmbedder
+from tests.rag.conftest import ReplayGenerator
+
+
+def _settings(tmp_path: Path, **changes) -> Settings:
+    base = Settings(index_dir=tmp_path / "index", models_dir=tmp_path / "models", generator="/nonexistent")
+    return base.replace(**({"min_relevance": 0.0, "top_k": 3} | changes))
+
+
+def test_ask_returns_a_cited_answer(tmp_path, index, embedder):
+    generator = ReplayGenerator("Connect the signal to A1 and read the value in volts [1].")
+    engine = Engine(_settings(tmp_path), index, embedder, generator)
+    answer = engine.ask("How do I measure a voltage?")
+    assert answer.citations[0].chunk_id == "c001" and answer.citations[0].page == 2
+    assert not answer.refused and not answer.unsupported and answer.lang == "en"
+    assert len(answer.passages) == 3 and answer.passages[0].chunk_id == "c001"
+    prompt = generator.prompts[0]
+    assert prompt[0].role == "system" and "Question: How do I measure a voltage?" in prompt[-1].content
+    t = answer.timings
+    assert 0 <= t.retrieve <= t.first_token <= t.total and t.prompt_tokens > 0 and t.completion_tokens > 0
+
+
+def test_stream_yields_pieces_then_the_answer_last(tmp_path, index, embedder):
+    engine = Engine(_settings(tmp_path), index, embedder, ReplayGenerator("It is in volts [1] [5]."))
+    items = list(rag.stream("How do I measure a voltage?", engine))
+    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(items[:-1]) == "It is in volts [1] [5]."
+    assert items[-1].text == "It is in volts [1]." and items[-1].invalid_citations == 1
+
+
+def test_low_relevance_refuses_in_the_question_language_without_the_model(tmp_path, index, embedder):
+    generator = ReplayGenerator("should not be used")
+    engine = Engine(_settings(tmp_path, min_relevance=0.99), index, embedder, generator)
+    answer = engine.ask("¿Cuál es la garantía del producto?")
+    assert answer.refused and answer.text == "No encontré esto en los documentos." and answer.lang == "es"
+    assert answer.passages and not generator.prompts
+    english = engine.ask("What is the warranty period?")
+    assert english.text == "I could not find this in the documents."
+
+
+def test_the_model_saying_it_cannot_answer_sets_refused(tmp_path, index, embedder):
+    engine = Engine(
+        _settings(tmp_path), index, embedder, ReplayGenerator("I could not find this in the documents.")
+    )
+    assert rag.ask("What is the voltage warranty?", engine).refused
+
+
+def test_answer_language_setting_and_argument(tmp_path, index, embedder):
+    generator = ReplayGenerator("a [1]", "b [1]")
+    engine = Engine(_settings(tmp_path, answer_language="es"), index, embedder, generator)
+    assert engine.ask("How do I measure a voltage?").lang == "es"
+    assert "Answer in Spanish" in generator.prompts[0][-1].content
+    assert engine.ask("How do I measure a voltage?", language="en").lang == "en"
+
+
+def test_follow_up_uses_the_conversation_for_retrieval_only(tmp_path, index, embedder):
+    generator = ReplayGenerator("From 5 Hz to 5 kHz [1].")
+    engine = Engine(_settings(tmp_path), index, embedder, generator)
+    history = [
+        Message("user", "What does the sine wave generator WG produce?"),
+        Message("assistant", "A sine [1]."),
+    ]
+    alone = engine.retrieve("And its range?")
+    followed = engine.retrieve("And its range?", history=history)
+    assert followed[0].chunk_id == "c002" and alone[0].chunk_id != "c002"
+    answer = engine.ask("And its range?", history=history)
+    assert generator.prompts[0][-1].content.count("Question: And its range?") == 1
+    assert [m.role for m in generator.prompts[0]] == ["system", "user", "assistant", "user"]
+    assert answer.lang == "en"
+
+
+def test_short_follow_up_keeps_the_conversation_language(tmp_path, index, embedder):
+    engine = Engine(_settings(tmp_path), index, embedder, ReplayGenerator("5 Hz [1]."))
+    history = [Message("user", "¿Qué produce el generador de onda sinusoidal?"), Message("assistant", "x")]
+    assert engine.ask("¿Y WG?", history=history).lang == "es"
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n"])
+def test_empty_question_is_an_error(tmp_path, index, embedder, question):
+    engine = Engine(_settings(tmp_path), index, embedder, ReplayGenerator())
+    with pytest.raises(EmptyQuestion):
+        engine.ask(question)
+    with pytest.raises(EmptyQuestion):
+        engine.retrieve(question)
+
+
+def test_generator_is_loaded_only_when_needed(tmp_path, index, embedder):
+    from ingest.errors import DocqaError
+
+    engine = Engine(_settings(tmp_path), index, embedder)
+    assert engine.retrieve("voltage")
+    with pytest.raises(DocqaError, match="nonexistent"):
+        engine.ask("How do I measure a voltage?")
+
+
+def test_close_closes_the_index(tmp_path, index, embedder):
+    with Engine(_settings(tmp_path), index, embedder, ReplayGenerator()):
+        pass
+    assert index.closed
+
+
+# -- with a real index folder ------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_index(tmp_path):
+    from ingest.pipeline import ingest_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "scope.txt").write_text(
+        "The oscilloscope shows four channels. Set the timebase with the slider.", encoding="utf-8"
+    )
+    (docs / "voltaje.txt").write_text(
+        "Para medir un voltaje, conecte la señal a A1 y lea el valor en voltios.", encoding="utf-8"
+    )
+    settings = _settings(tmp_path, embedder="hash-embedder", chunk_tokens=32, chunk_overlap=4)
+    ingest_folder(docs, settings.index_dir, HashEmbedder(), settings)
+    return settings
+
+
+def test_open_engine_on_a_real_index(real_index):
+    engine = open_engine(real_index, embedder=HashEmbedder(), generator=ReplayGenerator("En A1 [1]."))
+    with engine:
+        passages = engine.retrieve("¿Cómo mido el voltaje? senal", k=2)
+        assert passages[0].source.endswith("voltaje.txt") and passages[0].lexical_score is not None
+        answer = engine.ask("¿Cómo mido un voltaje?")
+        assert answer.citations[0].source.endswith("voltaje.txt") and answer.lang == "es"
+
+
+def test_open_engine_errors(real_index, tmp_path):
+    with pytest.raises(IndexNotFound, match="docqa ingest"):
+        open_engine(real_index.replace(index_dir=tmp_path / "nothing"), embedder=HashEmbedder())
+    with pytest.raises(EmbedderMismatch, match="hash-embedder"):
+        open_engine(real_index, embedder=HashEmbedder(name="other"))
+    with pytest.raises(EmbedderMismatch, match="all-minilm-l6-v2"):  # checked before loading it
+        open_engine(real_index.replace(embedder="all-minilm-l6-v2"))
