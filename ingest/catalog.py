@@ -1,0 +1,312 @@
+"""The catalog: one SQLite file that is the single truth about what an index holds.
+
+Tables: ``meta`` (embedder, dim, format and a ``version`` bumped by every write), ``files``
+(one row per file, identified by its folder ``root`` and its ``path`` relative to it),
+``chunks`` (text and location; ``rowid`` is the id in the vector store), ``vectors`` (each
+chunk's float32 vector, so the FAISS file can be rebuilt without re-embedding) and ``chunks_fts``
+(an FTS5 index over chunk text for BM25; accents folded so "configuracion" finds "configuración").
+
+Every change to a file (add, replace, remove, move) is one transaction that also bumps
+``version``. This module does not embed, search vectors or write the FAISS file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+
+from ingest.records import Chunk
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    root TEXT NOT NULL,          -- absolute folder the file was found in
+    path TEXT NOT NULL,          -- POSIX path relative to root
+    source TEXT NOT NULL UNIQUE, -- what chunks cite: path, prefixed by the root's name if taken
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    status TEXT NOT NULL,        -- 'indexed', or 'skipped' (its content cannot be indexed)
+    reason TEXT NOT NULL DEFAULT '',
+    pages INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    indexed_at REAL NOT NULL,
+    UNIQUE (root, path)
+);
+CREATE INDEX IF NOT EXISTS files_sha ON files (sha256);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,  -- the vector store id; never reused
+    chunk_id TEXT NOT NULL UNIQUE,
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    text TEXT NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    section INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
+CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
+    text, content='chunks', content_rowid='rowid', tokenize="unicode61 remove_diacritics 2"
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts (chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    DELETE FROM vectors WHERE rowid = old.rowid;
+END;
+"""
+
+_CHUNK_COLUMNS = (
+    'c.chunk_id, f.source, c.text, c.start, c."end", c.section, c.position, c.page, c.heading, '
+    "c.lang, c.tokens"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What the catalog knows of one file, for the incremental checks."""
+
+    sha256: str
+    size: int
+    mtime: float
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    """One file's new content: its chunks with their vectors (row i of ``vectors`` is chunk i),
+    or ``skip_reason`` when its content cannot be indexed (kept so reruns do not parse it again)."""
+
+    root: str
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    chunks: tuple[Chunk, ...] = ()
+    vectors: np.ndarray | None = None
+    pages: int = 0
+    skip_reason: str = ""
+
+
+def connect(path: str, *, create: bool) -> sqlite3.Connection:
+    """Open a catalog (creating its tables if ``create``); raises ``sqlite3.DatabaseError``.
+
+    WAL lets the query side read while ingestion writes; ``synchronous = NORMAL`` keeps every
+    committed transaction across a crash of the process (a power cut may lose the last ones, never
+    consistency).
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        has_tables = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'").fetchone()
+        if not has_tables and create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_SCHEMA)
+        elif not has_tables:
+            raise sqlite3.DatabaseError("the catalog has no docqa tables")
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    return conn
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def write_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
+    with _transaction(conn):
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+def file_states(conn: sqlite3.Connection, root: str) -> dict[str, FileState]:
+    rows = conn.execute("SELECT path, sha256, size, mtime, status, reason FROM files WHERE root = ?", (root,))
+    return {row[0]: FileState(*row[1:]) for row in rows}
+
+
+def same_content(conn: sqlite3.Connection, sha256: str, root: str, path: str) -> str | None:
+    """The source of another indexed file with this content, if any (ids would collide)."""
+    row = conn.execute(
+        "SELECT source FROM files WHERE sha256 = ? AND status = 'indexed' AND NOT (root = ? AND path = ?)",
+        (sha256, root, path),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def apply(conn: sqlite3.Connection, updates: Sequence[FileUpdate]) -> tuple[list[int], list[int]]:
+    """Replace the files' rows and chunks in one transaction.
+
+    Returns:
+        (rowids removed, rowids added), for the vector store; added ids follow the order of the
+        updates' chunks.
+    """
+    removed: list[int] = []
+    added: list[int] = []
+    with _transaction(conn):
+        for update in updates:
+            removed += _delete_chunks(conn, update.root, update.path)
+            added += _write_file(conn, update)
+    return removed, added
+
+
+def remove(conn: sqlite3.Connection, root: str, path: str) -> list[int] | None:
+    """Delete one file and its chunks; None if the catalog did not have it."""
+    with _transaction(conn):
+        row = conn.execute("SELECT id FROM files WHERE root = ? AND path = ?", (root, path)).fetchone()
+        if row is None:
+            return None
+        rowids = _delete_chunks(conn, root, path)
+        conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
+    return rowids
+
+
+def move(conn: sqlite3.Connection, root: str, old: str, new: str, size: int, mtime: float) -> None:
+    """Rename a file in place (same content): its chunks and vectors stay as they are."""
+    with _transaction(conn):
+        source = _free_source(conn, root, new)
+        conn.execute(
+            "UPDATE files SET path = ?, source = ?, size = ?, mtime = ? WHERE root = ? AND path = ?",
+            (new, source, size, mtime, root, old),
+        )
+
+
+def iter_vectors(conn: sqlite3.Connection, batch: int = 4096) -> Iterator[tuple[list[int], np.ndarray]]:
+    """All (rowids, vectors) in batches; run inside a read transaction for a consistent snapshot."""
+    cursor = conn.execute("SELECT rowid, vector FROM vectors ORDER BY rowid")
+    while rows := cursor.fetchmany(batch):
+        ids = [r[0] for r in rows]
+        yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(ids), -1)
+
+
+def chunk_ids(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for part in _parts(list(rowids)):
+        marks = ",".join("?" * len(part))
+        found.update(conn.execute(f"SELECT rowid, chunk_id FROM chunks WHERE rowid IN ({marks})", part))
+    return found
+
+
+def get_chunks(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Chunk]:
+    found: dict[str, Chunk] = {}
+    for part in _parts(list(ids)):
+        marks = ",".join("?" * len(part))
+        sql = (
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id "
+            f"WHERE c.chunk_id IN ({marks})"
+        )
+        for row in conn.execute(sql, part):
+            found[row[0]] = Chunk(*row)
+    return found
+
+
+def _write_file(conn: sqlite3.Connection, u: FileUpdate) -> list[int]:
+    status = "skipped" if u.skip_reason else "indexed"
+    old = conn.execute(
+        "SELECT id, source FROM files WHERE root = ? AND path = ?", (u.root, u.path)
+    ).fetchone()
+    values = (u.sha256, u.size, u.mtime, status, u.skip_reason, u.pages, len(u.chunks), time.time())
+    if old:
+        file_id = old[0]
+        conn.execute(
+            "UPDATE files SET sha256=?, size=?, mtime=?, status=?, reason=?, pages=?, chunks=?, indexed_at=? "
+            "WHERE id = ?",
+            (*values, file_id),
+        )
+    else:
+        source = _free_source(conn, u.root, u.path)
+        file_id = conn.execute(
+            "INSERT INTO files (root, path, source, sha256, size, mtime, status, reason, pages, chunks, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (u.root, u.path, source, *values),
+        ).lastrowid
+    rowids = []
+    for c in u.chunks:
+        rowids.append(
+            conn.execute(
+                'INSERT INTO chunks (chunk_id, file_id, text, page, heading, lang, start, "end", position, '
+                "section, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    c.id,
+                    file_id,
+                    c.text,
+                    c.page,
+                    c.heading,
+                    c.lang,
+                    c.start,
+                    c.end,
+                    c.position,
+                    c.section,
+                    c.tokens,
+                ),
+            ).lastrowid
+        )
+    if rowids:
+        vectors = np.ascontiguousarray(u.vectors, dtype=np.float32)
+        conn.executemany(
+            "INSERT INTO vectors (rowid, vector) VALUES (?, ?)",
+            ((rowid, vectors[i].tobytes()) for i, rowid in enumerate(rowids)),
+        )
+    return rowids
+
+
+def _delete_chunks(conn: sqlite3.Connection, root: str, path: str) -> list[int]:
+    sql = "SELECT c.rowid FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.root = ? AND f.path = ?"
+    rowids = [r[0] for r in conn.execute(sql, (root, path))]
+    conn.executemany("DELETE FROM chunks WHERE rowid = ?", ((r,) for r in rowids))
+    return rowids
+
+
+def _free_source(conn: sqlite3.Connection, root: str, path: str) -> str:
+    """``path``, or ``"<root name>/path"`` when another folder already has a file at ``path``.
+
+    For example "manual.pdf" from /data/uploads while /data/corpus/manual.pdf is indexed
+    becomes "uploads/manual.pdf".
+    """
+    name = PurePath(root).name or "root"
+    candidates = [path, f"{name}/{path}", *(f"{name}-{n}/{path}" for n in range(2, 1000))]
+    for source in candidates:
+        row = conn.execute("SELECT root, path FROM files WHERE source = ?", (source,)).fetchone()
+        if row is None or tuple(row) == (root, path):
+            return source
+    raise ValueError(f"no free source name for {root}/{path}")
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` that also bumps the catalog version; rollback on error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute(
+            "INSERT INTO meta VALUES ('version', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._conn.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def _parts(items: list, size: int = 500) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

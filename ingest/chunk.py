@@ -1,0 +1,191 @@
+"""Token-aware chunking: sections -> chunks that each fit the embedder's maximum input.
+
+Counts are in the embedder's own tokens (``token_spans``), so no chunk is silently truncated by
+the model. Cuts prefer, in order: a paragraph break, a sentence or line end, a space between
+words; a word is cut only when one "word" is longer than the whole budget. Consecutive chunks
+share up to ``overlap`` tokens, starting on a word. Every chunk's text is an exact slice of its
+section (``section.text[c.start:c.end] == c.text``), stripped of surrounding whitespace, and its
+id is ``chunk_id(file sha, position, text)``, so the same file always gives the same ids.
+
+It does not embed, detect languages or read files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from ingest.records import Chunk, Section, chunk_id
+
+_PARAGRAPH, _SENTENCE, _WORD, _NONE = 3, 2, 1, 0
+_SENTENCE_END = ".!?;:。！？…"
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+
+
+class Tokenizer(Protocol):
+    """Anything that gives the character spans of its tokens (every ``Embedder`` does)."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+
+def chunk_limit(max_tokens: int, chunk_tokens: int, chunk_overlap: int) -> tuple[int, int]:
+    """The (size, overlap) to use: never above the model's limit, overlap under half the size.
+
+    >>> chunk_limit(254, 256, 32)
+    (254, 32)
+    """
+    size = max(1, min(chunk_tokens, max_tokens))
+    return size, max(0, min(chunk_overlap, size // 2 - 1))
+
+
+def chunk_sections(
+    sections: Sequence[Section],
+    tokenizer: Tokenizer,
+    size: int,
+    overlap: int,
+    *,
+    file_sha256: str,
+) -> list[Chunk]:
+    """Split sections into chunks of at most ``size`` tokens.
+
+    Args:
+        sections: one file's sections, in order (``Chunk.section`` is the index in this list).
+        tokenizer: the embedder, or anything with its ``token_spans``.
+        size: most tokens per chunk (see ``chunk_limit``).
+        overlap: tokens shared by consecutive chunks of a section (0 <= overlap < size).
+        file_sha256: the file's content hash, part of every chunk id.
+
+    Returns:
+        The chunks, numbered by ``position`` across the file; whitespace-only text gives none.
+    """
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"bad chunk size/overlap {size}/{overlap}: need size >= 1, 0 <= overlap < size")
+    chunks: list[Chunk] = []
+    for number, section in enumerate(sections):
+        for start, end, tokens in _split(section.text, tokenizer, size, overlap):
+            text = section.text[start:end]
+            chunks.append(
+                Chunk(
+                    id=chunk_id(file_sha256, len(chunks), text),
+                    source=section.source,
+                    text=text,
+                    start=start,
+                    end=end,
+                    section=number,
+                    position=len(chunks),
+                    page=section.page,
+                    heading=section.heading,
+                    lang=section.lang,
+                    tokens=tokens,
+                )
+            )
+    return chunks
+
+
+def _split(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(start, end, tokens) of each chunk of one text, stripped, non-empty."""
+    spans = [s for s in tokenizer.token_spans(text) if s[1] > s[0]] if text.strip() else []
+    out: list[tuple[int, int, int]] = []
+    first = 0
+    while first < len(spans):
+        hi = min(first + size, len(spans))
+        while True:
+            cut = hi if hi == len(spans) else _best_cut(text, spans, first, hi)
+            # Untokenized characters (controls, zero-width) between tokens stay inside a chunk.
+            left = 0 if first == 0 else spans[first][0]
+            right = len(text) if cut == len(spans) else spans[cut][0]
+            start, end = _strip(text, left, right)
+            # Re-tokenize the slice alone: a cut can change how its edges tokenize.
+            count = len(tokenizer.token_spans(text[start:end])) if end > start else 0
+            if count <= size or cut - first <= 1:
+                break
+            hi = max(first + 1, cut - (count - size))
+        if end > start and count <= size:
+            out.append((start, end, count))
+        elif end > start:
+            out.extend(_hard_split(text, start, end, tokenizer, size))
+        if cut >= len(spans):
+            break
+        first = _overlap_start(text, spans, first, cut, overlap)
+    return out
+
+
+def _best_cut(text: str, spans: list[tuple[int, int]], first: int, hi: int) -> int:
+    """The token index to end a chunk at (exclusive).
+
+    In the chunk's second half a paragraph break beats a sentence end, which beats a space (the
+    latest of the best wins); failing all of these, the latest space anywhere; failing that, ``hi``.
+    """
+    half = first + max(1, (hi - first) // 2)
+    best, best_level = hi, _NONE
+    for cut in range(hi, first, -1):
+        upper = cut >= half
+        level = _level(text, spans, cut)
+        if level == _PARAGRAPH and upper:
+            return cut
+        if level > best_level and (upper or best_level == _NONE):
+            best, best_level = cut, level
+        if not upper and best_level >= _WORD:
+            break
+    return best
+
+
+def _level(text: str, spans: list[tuple[int, int]], cut: int) -> int:
+    """How good a boundary lies between token ``cut - 1`` and token ``cut``.
+
+    >>> _level("One. Two", [(0, 3), (3, 4), (5, 8)], 2)
+    2
+    """
+    left, right = spans[cut - 1][1], spans[cut][0]
+    while left > spans[cut - 1][0] and text[left - 1].isspace():
+        left -= 1
+    while right < spans[cut][1] and text[right].isspace():
+        right += 1
+    gap = text[left:right]
+    if not gap or not any(ch.isspace() for ch in gap):
+        return _NONE
+    if _BLANK_LINE.search(gap):
+        return _PARAGRAPH
+    if "\n" in gap or (left > 0 and text[left - 1] in _SENTENCE_END):
+        return _SENTENCE
+    return _WORD
+
+
+def _overlap_start(text: str, spans: list[tuple[int, int]], first: int, cut: int, overlap: int) -> int:
+    """Where the next chunk starts: ``overlap`` tokens back at most, on a word start."""
+    if overlap == 0:
+        return cut
+    for level in (_SENTENCE, _WORD):
+        for start in range(max(first + 1, cut - overlap), cut):
+            if _level(text, spans, start) >= level:
+                return start
+    return max(first + 1, cut - overlap)
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink [start, end) to exclude whitespace at both ends."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _hard_split(
+    text: str, start: int, end: int, tokenizer: Tokenizer, size: int
+) -> list[tuple[int, int, int]]:
+    """Last resort for one token whose text re-tokenizes longer than ``size``: cut by characters."""
+    out: list[tuple[int, int, int]] = []
+    while start < end:
+        stop = end
+        while True:
+            a, b = _strip(text, start, stop)
+            count = len(tokenizer.token_spans(text[a:b])) if b > a else 0
+            if count <= size or stop - start <= 1:
+                break
+            stop = start + max(1, (stop - start) * size // count)
+        if b > a and count <= size:
+            out.append((a, b, count))
+        start = stop
+    return out

@@ -1,0 +1,226 @@
+"""Ingestion: a folder (or some files) -> the index folder, incrementally and crash-safely.
+
+``ingest_folder`` scans a folder, then for each file: unchanged (same size and mtime, or same
+hash) -> nothing is parsed or embedded; renamed (a new path with the hash of a vanished one) ->
+moved in the catalog; new or changed -> loaded, chunked, embedded and its chunks replaced in one
+transaction; gone -> removed (``remove_missing``). Files are identified by (root, relative path),
+so ingesting another folder (an uploads folder) never touches the first folder's files.
+
+Memory stays bounded: files are handled one at a time and their chunks embedded in a window of a
+few hundred chunks (length-sorted so batches carry little padding), whatever the folder's size.
+Bad input is skipped with its reason, never stops the run; the catalog is committed after every
+window and the FAISS file every minute and at the end (``ingest.store`` repairs a crash between).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.embed import Embedder
+from ingest.errors import NothingToIndex
+from ingest.records import FileRecord, IngestReport, Skipped
+from ingest.scan import scan_files, scan_folder
+from ingest.settings import Settings
+from ingest.store import Index, open_index
+from ingest.writer import Progress, Writer
+
+__all__ = ["Progress", "ingest_folder", "ingest_paths", "remove_document"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to do with the scanned files of one root."""
+
+    unchanged: tuple[str, ...]
+    touched: tuple[FileRecord, ...]  # same content, new size/mtime: record them, nothing else
+    moved: tuple[tuple[str, FileRecord], ...]  # (old path, record) with the same content
+    todo: tuple[FileRecord, ...]  # new or changed: parse and embed
+    gone: tuple[str, ...]
+    skipped: tuple[Skipped, ...]  # unchanged files whose content was skipped before
+
+
+def ingest_folder(
+    folder: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    remove_missing: bool = True,
+) -> IngestReport:
+    """Bring the index up to date with a folder.
+
+    Args:
+        folder: the documents; files are known by their path relative to it.
+        index_dir: the index folder (created if missing).
+        embedder: must be the one the index was built with.
+        settings: chunk sizes, size limit, batch size.
+        progress: called with a ``Progress`` after the scan and after each embedding batch.
+        remove_missing: remove from the index the files of this folder that are gone.
+
+    Raises:
+        NothingToIndex: the folder is missing or holds no file docqa can read (index unchanged).
+        EmbedderMismatch, IndexCorrupt, IndexBusy.
+    """
+    started = time.perf_counter()
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
+    root = folder.resolve()
+    with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+        states = index.file_states(str(root))
+        found = list(
+            scan_folder(
+                root,
+                _max_bytes(settings),
+                known=_known(states),
+                exclude=[Path(index_dir).expanduser().absolute()],
+            )
+        )
+        records = [f for f in found if isinstance(f, FileRecord)]
+        if not records:
+            raise NothingToIndex(_nothing_message(folder, [f for f in found if isinstance(f, Skipped)]))
+        report = _run(index, root, found, states, embedder, settings, progress, remove_missing)
+    return _timed(report, started)
+
+
+def ingest_paths(
+    paths: Iterable[Path],
+    root: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Callable[[Progress], None] | None = None,
+) -> IngestReport:
+    """Add or update some files under ``root`` (the app's uploads); removes nothing.
+
+    Args:
+        paths: files, absolute or relative to ``root``.
+        root: the folder they are known by (their paths are relative to it).
+    """
+    started = time.perf_counter()
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise NothingToIndex(f"{root} is not a folder; save the files in a folder first")
+    root = root.resolve()
+    with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+        states = index.file_states(str(root))
+        found = list(scan_files(root, list(paths), _max_bytes(settings), known=_known(states)))
+        report = _run(index, root, found, states, embedder, settings, progress, remove_missing=False)
+    return _timed(report, started)
+
+
+def remove_document(index_dir: Path, path: str | Path) -> bool:
+    """Remove one document from the index.
+
+    Args:
+        path: the file's path (absolute, or relative to the current folder), or the name its
+            chunks cite (``Chunk.source``), or its path relative to its ingested folder.
+
+    Returns:
+        False if no indexed document matches.
+    """
+    with open_index(index_dir) as index:
+        files = index.files()
+        wanted = Path(path).expanduser().absolute()
+        text = Path(path).as_posix()
+        matches = [f for f in files if Path(f.root, f.path) == wanted] or [
+            f for f in files if f.source == text
+        ]
+        matches = matches or [f for f in files if f.path == text]
+        if len(matches) != 1:
+            return False
+        index.remove_file(matches[0].root, matches[0].path)
+        index.commit()
+        return True
+
+
+def _run(
+    index: Index,
+    root: Path,
+    found: Sequence[FileRecord | Skipped],
+    states: dict,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Callable[[Progress], None] | None,
+    remove_missing: bool,
+) -> IngestReport:
+    records = [f for f in found if isinstance(f, FileRecord)]
+    plan = _plan(records, states, remove_missing)
+    writer = Writer(index, str(root), embedder, settings, progress, previous=set(states))
+    writer.skipped += [f for f in found if isinstance(f, Skipped)] + list(plan.skipped)
+    for record in plan.touched:
+        index.move_file(str(root), record.path, record.path, record.size, record.mtime)
+    for old, record in plan.moved:
+        index.move_file(str(root), old, record.path, record.size, record.mtime)
+    for path in plan.gone:
+        if index.remove_file(str(root), path) and states[path].status == "indexed":
+            writer.removed.append(path)
+    writer.run(plan.todo)
+    index.commit()
+    return IngestReport(
+        added=tuple(writer.added) + tuple(r.path for _, r in plan.moved),
+        updated=tuple(writer.updated),
+        unchanged=plan.unchanged,
+        removed=tuple(writer.removed) + tuple(old for old, _ in plan.moved),
+        skipped=tuple(writer.skipped),
+        warnings=tuple(writer.warnings),
+        chunks_added=writer.chunks_added,
+    )
+
+
+def _plan(records: Sequence[FileRecord], states: dict, remove_missing: bool) -> _Plan:
+    present = {r.path for r in records}
+    gone = [p for p in states if p not in present] if remove_missing else []
+    gone_by_sha = {states[p].sha256: p for p in gone if states[p].status == "indexed"}
+    unchanged, touched, moved, todo, skipped = [], [], [], [], []
+    for r in records:
+        state = states.get(r.path)
+        if state is not None and state.sha256 == r.sha256:
+            if (state.size, state.mtime) != (r.size, r.mtime):
+                touched.append(r)
+            if state.status == "indexed":
+                unchanged.append(r.path)
+            else:
+                skipped.append(Skipped(r.path, state.reason))
+        elif state is None and r.sha256 in gone_by_sha:
+            old = gone_by_sha.pop(r.sha256)
+            gone.remove(old)
+            moved.append((old, r))
+        else:
+            todo.append(r)
+    return _Plan(tuple(unchanged), tuple(touched), tuple(moved), tuple(todo), tuple(gone), tuple(skipped))
+
+
+def _known(states: dict) -> Callable[[str, int, float], str | None]:
+    """The scanner's shortcut: a file with the size and mtime on record keeps its recorded hash."""
+
+    def known(path: str, size: int, mtime: float) -> str | None:
+        state = states.get(path)
+        return state.sha256 if state is not None and (state.size, state.mtime) == (size, mtime) else None
+
+    return known
+
+
+def _max_bytes(settings: Settings) -> int:
+    return int(settings.max_file_mb * 1024 * 1024)
+
+
+def _nothing_message(folder: Path, skipped: list[Skipped]) -> str:
+    from ingest.load import SUPPORTED_SUFFIXES
+
+    kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    message = f"no file docqa can index in {folder} (it reads {kinds}); the index was not changed"
+    if skipped:
+        examples = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
+        message += f". {len(skipped)} skipped, e.g. {examples}"
+    return message
+
+
+def _timed(report: IngestReport, started: float) -> IngestReport:
+    from dataclasses import replace
+
+    return replace(report, seconds=round(time.perf_counter() - started, 3))

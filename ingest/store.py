@@ -1,0 +1,333 @@
+"""The index folder: open it, read it (dense and lexical search), and write it one file at a time.
+
+An index folder holds three files:
+
+- ``catalog.sqlite``: the single truth (files, chunks with their vectors, FTS5, ``version``);
+  see ``ingest.catalog``.
+- ``vectors.faiss``: the vector store, a cache of the catalog's vectors; see ``ingest.vectors``.
+- ``manifest.json``: embedder name and dim, ``normalized``, ``format``, and ``catalog_version``,
+  the catalog version the FAISS file was written at.
+
+Crash safety: each file's change is one SQLite transaction that bumps ``version``; ``commit()``
+writes the FAISS file beside the old one and renames it into place, then rewrites the manifest
+(same way) with the version it matches. Whenever the catalog version differs from the version of
+the vectors in hand (a crash between the two, another process writing), the vectors are reloaded
+or rebuilt from the catalog before any search: a mismatch is repaired, never served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest import catalog
+from ingest.catalog import FileState, FileUpdate
+from ingest.errors import DocqaError, EmbedderMismatch, IndexCorrupt, IndexNotFound
+from ingest.records import Chunk
+from ingest.vectors import FlatVectors, sync_to_disk
+
+FORMAT = 1
+CATALOG, VECTORS, MANIFEST, LOCK = "catalog.sqlite", "vectors.faiss", "manifest.json", ".write.lock"
+_MAX_TERMS = 64
+
+__all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "open_index"]
+
+
+class IndexBusy(DocqaError):
+    """Another process is writing the index."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """An indexed file. ``pages`` is its highest page number (0 for formats without pages);
+    ``source`` is the name its chunks cite (``Chunk.source``)."""
+
+    root: str
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    chunks: int
+    pages: int
+    source: str
+
+
+def open_index(
+    index_dir: Path, *, embedder_name: str | None = None, create: bool = False, dim: int | None = None
+) -> Index:
+    """Open an index folder, checking it was built with the embedder asked for.
+
+    Args:
+        index_dir: the folder.
+        embedder_name: refuse the index if it was built with another embedder (None: any).
+        create: make an empty index if there is none (then ``embedder_name`` and ``dim`` are needed).
+        dim: refuse the index if its vectors have another size (None: any).
+
+    Raises:
+        IndexNotFound, IndexCorrupt, EmbedderMismatch.
+    """
+    index_dir = Path(index_dir).expanduser().absolute()
+    path = index_dir / CATALOG
+    if not path.is_file() and not create:
+        raise IndexNotFound(f"no index at {index_dir}; run 'docqa ingest FOLDER' first")
+    if create and (embedder_name is None or dim is None):
+        raise ValueError("creating an index needs embedder_name and dim")
+    if create:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = catalog.connect(str(path), create=create)
+        meta = catalog.read_meta(conn)
+        if "embedder" not in meta and create:
+            meta = {"format": str(FORMAT), "embedder": embedder_name, "dim": str(dim), "normalized": "true"}
+            catalog.write_meta(conn, meta)
+    except sqlite3.DatabaseError as err:
+        raise IndexCorrupt(
+            f"index at {index_dir} is damaged ({err}); delete it and run "
+            f"'docqa ingest FOLDER --index {index_dir}' again"
+        ) from None
+    if "embedder" not in meta:
+        conn.close()
+        raise IndexNotFound(f"no index at {index_dir}; run 'docqa ingest FOLDER' first")
+    if int(meta.get("format", FORMAT)) > FORMAT:
+        conn.close()
+        raise IndexCorrupt(f"index at {index_dir} has a newer format {meta['format']}; upgrade docqa")
+    built, built_dim = meta["embedder"], int(meta["dim"])
+    if (embedder_name and embedder_name != built) or (dim and dim != built_dim):
+        conn.close()
+        asked = f"{embedder_name or built}" + (f" (dim {dim})" if dim and dim != built_dim else "")
+        raise EmbedderMismatch(
+            f"index at {index_dir} was built with {built} (dim {built_dim}); you asked for {asked}; "
+            f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {embedder_name or built}' "
+            f"or use --embedder {built}"
+        )
+    return Index(index_dir, conn, built, built_dim)
+
+
+class Index:
+    """An open index folder. Safe to share between threads; use ``open_index`` to get one."""
+
+    def __init__(self, index_dir: Path, conn: sqlite3.Connection, embedder: str, dim: int) -> None:
+        self.path = index_dir
+        self.embedder = embedder
+        self.dim = dim
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._write_lock: Any = None
+        self._vectors = FlatVectors(dim)
+        self._vectors_version = -1
+        self._saved_version = -1
+        self._sync()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """manifest.json as a dict (embedder, dim, normalized, format, catalog_version, ...)."""
+        try:
+            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"format": FORMAT, "embedder": self.embedder, "dim": self.dim, "normalized": True}
+
+    def files(self) -> list[FileInfo]:
+        """The indexed files, by root then path (files skipped for their content are left out)."""
+        sql = (
+            "SELECT root, path, sha256, size, mtime, chunks, pages, source FROM files "
+            "WHERE status = 'indexed' ORDER BY root, path"
+        )
+        with self._lock:
+            return [FileInfo(*row) for row in self._conn.execute(sql)]
+
+    def count(self) -> int:
+        """Number of chunks."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def search_dense(self, query_vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` chunks nearest to a normalised query vector: (chunk_id, cosine), best first."""
+        with self._lock:
+            self._sync()
+            hits = self._vectors.search(query_vector, k)
+            ids = catalog.chunk_ids(self._conn, [rowid for rowid, _ in hits])
+        return [(ids[rowid], score) for rowid, score in hits if rowid in ids]
+
+    def search_lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+        """BM25 over chunk text: (chunk_id, score > 0, higher better), best first.
+
+        Any text is accepted: its words are OR'ed, punctuation and quotes dropped, accents folded.
+        """
+        terms = fts_terms(query)
+        if not terms or k <= 0:
+            return []
+        sql = (
+            "SELECT c.chunk_id, -bm25(chunks_fts) FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?"
+        )
+        match = " OR ".join(f'"{t}"' for t in terms)
+        with self._lock:
+            return [(cid, float(score)) for cid, score in self._conn.execute(sql, (match, k))]
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The chunks with these ids, in the given order; ids no longer indexed are left out."""
+        with self._lock:
+            found = catalog.get_chunks(self._conn, chunk_ids)
+        return [found[i] for i in chunk_ids if i in found]
+
+    def file_path(self, source: str) -> Path | None:
+        """Absolute path of the file a chunk cites, or None if unknown or gone from disk."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT root, path FROM files WHERE source = ? AND status = 'indexed'", (source,)
+            ).fetchone()
+        path = Path(row[0], row[1]) if row else None
+        return path if path is not None and path.is_file() else None
+
+    # -- writing (ingestion) -------------------------------------------------------------------
+
+    def file_states(self, root: str) -> dict[str, FileState]:
+        """What the catalog knows of each file under ``root``, by relative path."""
+        with self._lock:
+            return catalog.file_states(self._conn, root)
+
+    def same_content(self, sha256: str, root: str, path: str) -> str | None:
+        """The source of another indexed file with the same content, if any."""
+        with self._lock:
+            return catalog.same_content(self._conn, sha256, root, path)
+
+    def apply(self, updates: Sequence[FileUpdate]) -> None:
+        """Replace these files' chunks and vectors, in one transaction."""
+        with self._lock:
+            self._begin_write()
+            removed, added = catalog.apply(self._conn, updates)
+            self._vectors.remove(removed)
+            vectors = [u.vectors for u in updates if u.chunks]
+            if added:
+                self._vectors.add(added, np.concatenate(vectors))
+            self._vectors_version = catalog.read_version(self._conn)
+
+    def remove_file(self, root: str, path: str) -> bool:
+        """Remove one file and its chunks; False if the index did not have it."""
+        with self._lock:
+            self._begin_write()
+            removed = catalog.remove(self._conn, root, path)
+            if removed is None:
+                return False
+            self._vectors.remove(removed)
+            self._vectors_version = catalog.read_version(self._conn)
+            return True
+
+    def move_file(self, root: str, old: str, new: str, size: int, mtime: float) -> None:
+        """Record that a file was renamed (same content): no chunk or vector changes."""
+        with self._lock:
+            self._begin_write()
+            catalog.move(self._conn, root, old, new, size, mtime)
+            self._vectors_version = catalog.read_version(self._conn)
+
+    def commit(self) -> None:
+        """Write the vectors to ``vectors.faiss`` atomically, then stamp the manifest."""
+        with self._lock:
+            if self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
+                return
+            self._begin_write()
+            self._vectors.save(self.path / VECTORS)
+            manifest = self.manifest | {
+                "format": FORMAT,
+                "embedder": self.embedder,
+                "dim": self.dim,
+                "normalized": True,
+                "vector_store": "faiss-flat-ip",
+                "catalog_version": self._vectors_version,
+                "chunks": self._vectors.count(),
+            }
+            _write_json(self.path / MANIFEST, manifest)
+            self._saved_version = self._vectors_version
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            if self._write_lock is not None:
+                self._write_lock.release()
+                self._write_lock = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- private -------------------------------------------------------------------------------
+
+    def _begin_write(self) -> None:
+        """Take the folder's write lock once (one writer at a time), then catch up with the catalog."""
+        if self._write_lock is not None:
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise IndexBusy(
+                f"index at {self.path} is being written by another process; wait for it to finish"
+            ) from None
+        self._write_lock = lock
+        self._sync()
+
+    def _sync(self) -> None:
+        """Make the vectors in hand match the catalog's version: load the FAISS file if its stamp
+        matches, else rebuild from the vectors stored in the catalog."""
+        version = catalog.read_version(self._conn)
+        if version == self._vectors_version:
+            return
+        stamp = self.manifest.get("catalog_version")
+        if stamp == version and (self.path / VECTORS).is_file():
+            try:
+                vectors = FlatVectors.load(self.path / VECTORS, self.dim)
+            except ValueError:
+                vectors = None
+            if vectors is not None and vectors.count() == self.count():
+                self._vectors, self._vectors_version, self._saved_version = vectors, version, version
+                return
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        vectors = FlatVectors(self.dim)
+        self._conn.execute("BEGIN")  # one snapshot: the version and the vectors agree
+        try:
+            version = catalog.read_version(self._conn)
+            for ids, batch in catalog.iter_vectors(self._conn):
+                vectors.add(ids, batch)
+        finally:
+            self._conn.execute("COMMIT")
+        self._vectors, self._vectors_version = vectors, version
+
+
+def fts_terms(query: str) -> list[str]:
+    """The words of a query, safe to quote in an FTS5 MATCH.
+
+    >>> fts_terms('¿Cómo "configuro" el WiFi?! (v2.0)')
+    ['cómo', 'configuro', 'el', 'wifi', 'v2', '0']
+    """
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFC", query).lower())
+    return list(dict.fromkeys(words))[:_MAX_TERMS]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        sync_to_disk(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sync_to_disk(path.parent)

@@ -1,0 +1,230 @@
+"""The pipeline's inner loop: load, chunk, embed and store files, a window of chunks at a time.
+
+Chunks of several files gather in a window of a few hundred; the window is embedded sorted by
+length (batches of ``embed_batch_size`` with little padding) and written in one transaction, each
+file's old chunks replaced. Memory is bounded by the window (and the largest single file), never by
+the folder. A file whose content cannot be indexed (corrupt, encrypted, no text) is recorded as
+skipped in the catalog, so reruns neither parse it again nor forget the reason.
+
+Used by ``ingest.pipeline``; not a public API.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.catalog import FileUpdate
+from ingest.chunk import chunk_limit, chunk_sections
+from ingest.embed import Embedder
+from ingest.errors import LoadError, ModelError
+from ingest.load import load_file_with_warnings
+from ingest.records import Chunk, FileRecord, Skipped
+from ingest.settings import Settings
+from ingest.store import Index
+
+_WINDOW_CHUNKS = 256  # chunks embedded together: enough to sort by length, small in memory
+_COMMIT_SECONDS = 60.0  # the FAISS file is rewritten at least this often during a run
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a run stands: files are those to parse (new or changed); bytes give a fair ETA."""
+
+    files_done: int
+    files_total: int
+    chunks_done: int
+    bytes_done: int
+    bytes_total: int
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    record: FileRecord
+    chunks: tuple[Chunk, ...]
+    pages: int
+
+
+class Writer:
+    """Adds or replaces files in an open index and keeps the report's lists."""
+
+    def __init__(
+        self,
+        index: Index,
+        root: str,
+        embedder: Embedder,
+        settings: Settings,
+        progress: Callable[[Progress], None] | None,
+        *,
+        previous: set[str],
+    ) -> None:
+        self.added: list[str] = []
+        self.updated: list[str] = []
+        self.removed: list[str] = []
+        self.skipped: list[Skipped] = []
+        self.warnings: list[Skipped] = []
+        self.chunks_added = 0
+        self._index, self._root, self._embedder = index, root, embedder
+        self._batch = settings.embed_batch_size
+        self._size, self._overlap = chunk_limit(
+            embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap
+        )
+        self._progress = progress
+        self._previous = previous
+        self._pending: list[_Pending] = []
+        self._skips: list[FileUpdate] = []
+        self._last_commit = time.monotonic()
+        self._state = Progress(0, 0, 0, 0, 0)
+
+    def run(self, records: Sequence[FileRecord]) -> None:
+        """Process files in order; the catalog is committed after each window."""
+        self._state = Progress(0, len(records), 0, 0, sum(r.size for r in records))
+        self._report()
+        for record in records:
+            self._add(record)
+            if sum(len(p.chunks) for p in self._pending) >= _WINDOW_CHUNKS:
+                self._flush()
+        self._flush()
+
+    def _add(self, record: FileRecord) -> None:
+        pending = next((p.record.path for p in self._pending if p.record.sha256 == record.sha256), None)
+        twin = pending or self._index.same_content(record.sha256, self._root, record.path)
+        if twin:  # same content would give the same chunk ids: index it once
+            self._index.remove_file(self._root, record.path)
+            return self._done(record, Skipped(record.path, f"same content as {twin}, indexed once"))
+        path = Path(self._root, record.path)
+        try:
+            sections, warnings = load_file_with_warnings(path, record.path)
+        except LoadError as err:
+            if isinstance(err.__cause__, OSError) or not path.is_file():
+                # Not the content's fault (vanished, permissions): record nothing, retry next run.
+                if not path.is_file() and self._index.remove_file(self._root, record.path):
+                    self.removed.append(record.path)
+                reason = "the file disappeared during the run" if not path.is_file() else str(err)
+                return self._done(record, Skipped(record.path, reason))
+            return self._skip_content(record, str(err))
+        self.warnings += [Skipped(record.path, w) for w in warnings]
+        chunks = chunk_sections(
+            sections, self._embedder, self._size, self._overlap, file_sha256=record.sha256
+        )
+        if not chunks:
+            return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
+        pages = max((s.page or 0 for s in sections), default=0)
+        self._pending.append(_Pending(record, tuple(chunks), pages))
+
+    def _skip_content(self, record: FileRecord, reason: str) -> None:
+        self._skips.append(
+            FileUpdate(self._root, record.path, record.sha256, record.size, record.mtime, skip_reason=reason)
+        )
+        self._done(record, Skipped(record.path, reason))
+
+    def _done(self, record: FileRecord, skipped: Skipped) -> None:
+        self.skipped.append(skipped)
+        s = self._state
+        self._state = Progress(
+            s.files_done + 1,
+            s.files_total,
+            s.chunks_done,
+            s.bytes_done + record.size,
+            s.bytes_total,
+            record.path,
+        )
+        self._report()
+
+    def _flush(self) -> None:
+        """Embed the window's chunks, longest first, and write its files in one transaction."""
+        vectors = self._embed()
+        updates = [
+            FileUpdate(
+                self._root,
+                p.record.path,
+                p.record.sha256,
+                p.record.size,
+                p.record.mtime,
+                p.chunks,
+                vectors[i],
+                p.pages,
+            )
+            for i, p in enumerate(self._pending)
+        ]
+        written = self._apply(updates + self._skips)
+        for p in self._pending:
+            if p.record.path in written:
+                (self.updated if p.record.path in self._previous else self.added).append(p.record.path)
+                self.chunks_added += len(p.chunks)
+        s = self._state
+        self._state = Progress(
+            s.files_done + len(self._pending),
+            s.files_total,
+            s.chunks_done,
+            s.bytes_done,
+            s.bytes_total,
+            self._pending[-1].record.path if self._pending else s.path,
+        )
+        self._pending, self._skips = [], []
+        self._report()
+        if time.monotonic() - self._last_commit > _COMMIT_SECONDS:
+            self._index.commit()
+            self._last_commit = time.monotonic()
+
+    def _embed(self) -> list[np.ndarray]:
+        """One (chunks, dim) array per pending file; batches are length-sorted across files."""
+        dim = self._embedder.dim
+        out = [np.empty((len(p.chunks), dim), dtype=np.float32) for p in self._pending]
+        order = sorted(
+            ((f, c) for f, p in enumerate(self._pending) for c in range(len(p.chunks))),
+            key=lambda fc: -self._pending[fc[0]].chunks[fc[1]].tokens,
+        )
+        for start in range(0, len(order), self._batch):
+            batch = order[start : start + self._batch]
+            got = self._embedder.embed_documents([self._pending[f].chunks[c].text for f, c in batch])
+            if got.shape != (len(batch), dim):
+                raise ModelError(
+                    f"embedder {self._embedder.name} returned {got.shape}, expected ({len(batch)}, {dim})"
+                )
+            norms = np.linalg.norm(got, axis=1, keepdims=True)
+            got = got / np.where(norms > 0, norms, 1)
+            for row, (f, c) in enumerate(batch):
+                out[f][c] = got[row]
+            self._advance(batch)
+        return out
+
+    def _advance(self, batch: list[tuple[int, int]]) -> None:
+        s = self._state
+        done = sum(self._pending[f].record.size / len(self._pending[f].chunks) for f, _ in batch)
+        self._state = Progress(
+            s.files_done,
+            s.files_total,
+            s.chunks_done + len(batch),
+            int(s.bytes_done + done),
+            s.bytes_total,
+            s.path,
+        )
+        self._report()
+
+    def _apply(self, updates: list[FileUpdate]) -> set[str]:
+        """Write updates in one transaction; if ids collide, one by one, skipping the culprits."""
+        if not updates:
+            return set()
+        try:
+            self._index.apply(updates)
+            return {u.path for u in updates}
+        except sqlite3.IntegrityError:
+            written = set()
+            for u in updates:
+                try:
+                    self._index.apply([u])
+                    written.add(u.path)
+                except sqlite3.IntegrityError:
+                    self.skipped.append(Skipped(u.path, "its chunks collide with another indexed file"))
+            return written
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            self._progress(self._state)

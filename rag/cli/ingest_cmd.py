@@ -1,0 +1,123 @@
+"""``docqa ingest``: index a folder incrementally, or remove documents; print a report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from ingest.errors import NothingToIndex
+from ingest.records import IngestReport
+from rag.cli.common import index_option, models_dir_option, settings_from
+
+_MAX_LISTED = 50  # skipped files and warnings printed one per line; --json has them all
+
+
+@click.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@index_option
+@click.option(
+    "--embedder", default=None, help="Embedder: a bundled name or a model folder (must match the index)."
+)
+@click.option(
+    "--remove",
+    "remove",
+    multiple=True,
+    metavar="PATH",
+    help="Remove this document from the index (its path, or the name it is cited by). Repeatable.",
+)
+@click.option("--keep-missing", is_flag=True, help="Keep documents whose files are gone from FOLDER.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@models_dir_option
+def ingest(
+    folder: Path | None,
+    index_dir: Path | None,
+    embedder: str | None,
+    remove: tuple[str, ...],
+    keep_missing: bool,
+    as_json: bool,
+    models_dir: Path | None,
+) -> None:
+    """Index the documents in FOLDER (PDF, EPUB, HTML, Markdown, text, DOCX).
+
+    Reruns only parse and embed what changed; files gone from FOLDER leave the index.
+    Unreadable files are skipped and listed with the reason.
+
+    \b
+    Example:
+      docqa ingest ~/manuals
+      docqa ingest ~/manuals --index ./index --embedder all-minilm-l6-v2
+      docqa ingest --remove ~/manuals/old-model.pdf
+      docqa ingest ~/manuals --json > report.json
+    """
+    from ingest.pipeline import ingest_folder, remove_document
+
+    settings = settings_from(index_dir=index_dir, embedder=embedder, models_dir=models_dir)
+    for path in remove:
+        found = remove_document(settings.index_dir, path)
+        click.echo(f"{'removed' if found else 'not in the index'}: {path}", err=True)
+    if folder is None:
+        if not remove:
+            raise click.UsageError("give a FOLDER to index, or --remove PATH")
+        return
+    if not folder.is_dir():  # checked again by ingest_folder; here before loading a model
+        raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
+    _check_embedder(settings.index_dir, settings.embedder)
+    from ingest.embed import load_embedder
+
+    model = load_embedder(
+        settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, threads=settings.threads
+    )
+    with _Bar() as bar:
+        report = ingest_folder(
+            folder, settings.index_dir, model, settings, progress=bar.update, remove_missing=not keep_missing
+        )
+    if as_json:
+        data = {"folder": str(folder), "index": str(settings.index_dir), **dataclasses.asdict(report)}
+        click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+    else:
+        click.echo(_summary(report, folder, settings.index_dir))
+
+
+def _check_embedder(index_dir: Path, embedder: str) -> None:
+    from ingest.store import CATALOG, open_index
+
+    if (Path(index_dir) / CATALOG).is_file() and not Path(embedder).expanduser().is_dir():
+        open_index(index_dir, embedder_name=embedder).close()
+
+
+def _summary(report: IngestReport, folder: Path, index_dir: Path) -> str:
+    lines = [
+        f"{folder} -> {index_dir} in {report.seconds:.1f} s: {len(report.added)} added, "
+        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
+        f"{len(report.skipped)} skipped; {report.chunks_added} chunks embedded"
+    ]
+    for title, items in (("skipped", report.skipped), ("warnings", report.warnings)):
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  {s.path}: {s.reason}" for s in items[:_MAX_LISTED]]
+            if len(items) > _MAX_LISTED:
+                lines.append(f"  ... and {len(items) - _MAX_LISTED} more (--json lists all)")
+    return "\n".join(lines)
+
+
+class _Bar:
+    """A tqdm bar on stderr: bytes of the files to parse (a fair ETA), with files and chunks."""
+
+    def __enter__(self) -> _Bar:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=0, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True, leave=True)
+        return self
+
+    def update(self, p) -> None:  # p: ingest.pipeline.Progress
+        self._bar.total = p.bytes_total
+        self._bar.set_postfix_str(
+            f"files {p.files_done}/{p.files_total}, chunks {p.chunks_done}", refresh=False
+        )
+        self._bar.update(p.bytes_done - self._bar.n)  # update(), not n =: tqdm's rate and ETA need it
+
+    def __exit__(self, *_: object) -> None:
+        self._bar.close()
