@@ -1,0 +1,105 @@
+"""Load one file into sections: the first stage of ingestion.
+
+``load_file`` picks a loader by the file's suffix (PDF, HTML, EPUB, Markdown, text, Word),
+then sets each section's language. Anything that keeps a file from being indexed (empty,
+corrupt, encrypted, scanned, binary, unsupported) raises ``LoadError`` with a reason a person
+can act on; no library exception escapes. Files are read one at a time and never written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from ingest.errors import LoadError
+from ingest.lang import detect_language
+from ingest.load_docx import load_docx
+from ingest.load_epub import load_epub
+from ingest.load_html import load_html
+from ingest.load_markdown import load_markdown
+from ingest.load_pdf import load_pdf
+from ingest.load_text import load_text
+from ingest.records import Section
+
+Loader = Callable[[Path, str], tuple[list[Section], list[str]]]
+
+_LOADERS: dict[str, Loader] = {
+    ".pdf": load_pdf,
+    ".html": load_html,
+    ".htm": load_html,
+    ".xhtml": load_html,
+    ".epub": load_epub,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+    ".text": load_text,
+    ".rst": load_text,
+    ".docx": load_docx,
+}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+"""Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
+
+_MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge
+
+
+def load_file(path: Path, source: str) -> list[Section]:
+    """Read a file into sections, dropping warnings; see ``load_file_with_warnings``."""
+    sections, _ = load_file_with_warnings(path, source)
+    return sections
+
+
+def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], list[str]]:
+    """Read a file into sections, with warnings about parts that could not be read.
+
+    Args:
+        path: the file to read.
+        source: what to store as each section's ``source`` (the path relative to the folder).
+
+    Returns:
+        The sections in document order (never empty), each with ``lang`` set, and warnings
+        such as "page 3 has no text layer (scanned?)".
+
+    Raises:
+        LoadError: the file cannot be indexed; ``str(err)`` says why and what to do.
+    """
+    suffix = path.suffix.lower()
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        supported = " ".join(sorted(SUPPORTED_SUFFIXES))
+        raise LoadError(f"unsupported file type '{suffix or path.name}'; supported: {supported}")
+    try:
+        if not path.is_file():
+            raise LoadError("not a regular file")
+        if path.stat().st_size == 0:
+            raise LoadError("empty file (0 bytes)")
+        sections, warnings = loader(path, source)
+    except LoadError:
+        raise
+    except OSError as err:
+        raise LoadError(f"cannot read the file ({err.strerror or err}); check its permissions") from err
+    except Exception as err:  # a library choking on malformed input must not stop the ingestion
+        raise LoadError(f"could not parse this {suffix[1:]} file ({type(err).__name__}: {err})") from err
+    return _with_languages(sections), warnings
+
+
+def _with_languages(sections: list[Section]) -> list[Section]:
+    """Detect each long section's language; short ones take the document's main language.
+
+    The main language is the one with the most text among the long sections, or that of all
+    the text together when every section is short.
+    """
+    detected = [detect_language(s.text) if len(s.text) >= _MIN_DETECT_CHARS else "und" for s in sections]
+    weights: Counter[str] = Counter()
+    for section, lang in zip(sections, detected, strict=True):
+        if lang != "und":
+            weights[lang] += len(section.text)
+    if weights:
+        main = weights.most_common(1)[0][0]
+    else:
+        main = detect_language("\n".join(s.text for s in sections[:50]))
+    return [
+        replace(section, lang=lang if lang != "und" else main)
+        for section, lang in zip(sections, detected, strict=True)
+    ]

@@ -1,0 +1,134 @@
+"""PDF loader: one section per page with text, headed by the outline (bookmarks) when there is one.
+
+Reads the text layer with pdfium; it does not OCR. A page without text that shows an image (a
+scan) is reported as a warning, a blank page is skipped quietly, and a PDF with no text at all is
+refused. Languages are set by ``ingest.load``, not here. pdfium is not thread-safe: load PDFs
+from one thread per process.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from ingest.errors import LoadError
+from ingest.records import Section
+
+_MIN_ALNUM = 3  # a page with fewer letters or digits than this has no usable text layer
+_SOFT_HYPHENS = re.compile(r"[\x02\ufffe\u00ad]\n?")  # pdfium marks hyphenated line breaks
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\xa0\u2000-\u200a]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
+    """Read every page's text, with the outline's heading path for each page.
+
+    Returns:
+        Sections for the pages with text (``page`` is 1-based) and one warning per page without.
+
+    Raises:
+        LoadError: the PDF is encrypted, unreadable, has no pages or no text on any page.
+    """
+    doc = _open(path)
+    try:
+        headings = _page_headings(doc)
+        sections: list[Section] = []
+        warnings: list[str] = []
+        for index in range(len(doc)):
+            try:
+                text, has_images = _page_text(doc, index)
+            except pdfium.PdfiumError as err:
+                warnings.append(f"page {index + 1} could not be read ({err}); skipped")
+                continue
+            if not text:
+                if has_images:  # a blank page (no images) is skipped without a warning
+                    warnings.append(f"page {index + 1} has no text layer (scanned?)")
+                continue
+            sections.append(Section(text, source, page=index + 1, heading=headings.get(index, "")))
+    finally:
+        doc.close()
+    if not sections:
+        raise LoadError("no text layer on any page (scanned PDF?); OCR it first")
+    return sections, warnings
+
+
+def _open(path: Path) -> pdfium.PdfDocument:
+    try:
+        doc = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as err:
+        if err.err_code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise LoadError("encrypted PDF; decrypt it first") from err
+        detail = str(err).rstrip(".")
+        raise LoadError(f"not a readable PDF: {detail}; check that the file is complete") from err
+    if len(doc) == 0:
+        doc.close()
+        raise LoadError("PDF has no pages")
+    return doc
+
+
+def _page_text(doc: pdfium.PdfDocument, index: int) -> tuple[str, bool]:
+    """A page's cleaned text, and whether a page without text shows images (a scan)."""
+    page = doc[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            text = _clean(textpage.get_text_range())
+        finally:
+            textpage.close()
+        if sum(ch.isalnum() for ch in text) < _MIN_ALNUM:
+            text = ""
+        has_images = not text and any(
+            obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE for obj in page.get_objects(max_depth=2)
+        )
+        return text, has_images
+    finally:
+        page.close()
+
+
+def _clean(text: str) -> str:
+    """Normalise line ends and spaces, join hyphenated words, keep lines and paragraphs.
+
+    >>> _clean("ACCEL\\x02ERATOR  centre \\r\\n\\r\\n\\r\\nnext")
+    'ACCELERATOR centre\\n\\nnext'
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x0c", "\n")
+    text = _SOFT_HYPHENS.sub("", text)
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def _page_headings(doc: pdfium.PdfDocument) -> dict[int, str]:
+    """Map each 0-based page index to the outline path in force there.
+
+    A page where bookmarks start gets the path of the first of them; other pages get the path of
+    the last bookmark before them; pages before the first bookmark get "". A broken outline gives
+    no headings rather than an error.
+    """
+    first: dict[int, str] = {}
+    last: dict[int, str] = {}
+    stack: list[tuple[int, str]] = []
+    try:
+        for bookmark in doc.get_toc():
+            while stack and stack[-1][0] >= bookmark.level:
+                stack.pop()
+            stack.append((bookmark.level, " ".join(bookmark.get_title().split())))
+            dest = bookmark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            if index is not None and 0 <= index < len(doc):
+                path = " > ".join(title for _, title in stack if title)
+                first.setdefault(index, path)
+                last[index] = path
+    except pdfium.PdfiumError:
+        return {}
+    headings: dict[int, str] = {}
+    current = ""
+    for index in range(len(doc)):
+        headings[index] = first.get(index, current)
+        current = last.get(index, current)
+    return headings
