@@ -60,6 +60,8 @@ def _open(path: Path) -> pdfium.PdfDocument:
     try:
         doc = pdfium.PdfDocument(path)
     except pdfium.PdfiumError as err:
+        if err.err_code == pdfium_c.FPDF_ERR_FILE:
+            path.open("rb").close()  # raise the real OSError (permissions...) for the caller
         if err.err_code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
             raise LoadError("encrypted PDF; decrypt it first") from err
         detail = str(err).rstrip(".")
