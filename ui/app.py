@@ -1,0 +1,45 @@
+"""docqa's Streamlit app: ``docqa ui`` runs this script (``streamlit run ui/app.py``).
+
+It reads the settings once per run (defaults, docqa.toml, ``DOCQA_*`` variables set by
+``docqa ui``), lets the sidebar adjust them for this session, and draws the chosen view. Models
+and the index are loaded by ``ui.resources`` once per process. Errors become messages in the page,
+never tracebacks; unexpected ones are also logged with their traceback on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from ingest.errors import DocqaError
+from ingest.settings import load_settings
+from ui.chat import render_chat
+from ui.documents import render_documents
+from ui.settings_panel import render_sidebar
+
+_log = logging.getLogger("docqa.ui")
+
+
+def main() -> None:
+    """Draw one run of the app."""
+    st.set_page_config(page_title="docqa · ask your manuals", page_icon=":material/menu_book:", layout="wide")
+    try:
+        base = load_settings()
+    except DocqaError as err:
+        st.error(f"The settings could not be read: {err}")
+        return
+    view, settings = render_sidebar(base)
+    try:
+        if view == "Documents":
+            render_documents(settings)
+        else:
+            render_chat(settings)
+    except DocqaError as err:
+        st.error(str(err))
+    except Exception as err:  # the page shows a message; the server log keeps the traceback
+        _log.exception("unexpected error in the app")
+        st.error(f"Something went wrong: {type(err).__name__}: {err}. The server log has the details.")
+
+
+main()

@@ -1,0 +1,82 @@
+"""The sidebar: which view, and the settings a user may change without restarting the app.
+
+The user can set the number of passages, the generator (the bundled default, the bundled quality
+model when it is fetched, or an OpenAI-compatible server with its base URL and model) and the
+answer language (auto, English, Spanish). The result is a new frozen ``Settings``; nothing global
+is changed, so each browser session has its own choices.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ingest import models as provisioning
+from ingest.errors import ConfigError
+from ingest.settings import Settings
+
+DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
+QUALITY_GENERATOR = "qwen2.5-coder-1.5b-instruct"
+OPENAI = "openai"
+VIEWS = ("Chat", "Documents")
+_LANGUAGES = {"auto": "Auto (the question's)", "en": "English", "es": "Español"}
+
+
+def generator_choices(base: Settings) -> dict[str, str]:
+    """Generators to offer, value -> label: the bundled ones that are fetched, the server, and
+    whatever the configuration names.
+    """
+    choices = {}
+    for name, label in ((DEFAULT_GENERATOR, "bundled, fast"), (QUALITY_GENERATOR, "bundled, better, slower")):
+        if provisioning.is_fetched(name, base.models_dir) or base.generator == name:
+            choices[name] = f"{name} ({label})"
+    if base.generator not in choices and base.generator != OPENAI:
+        choices[base.generator] = f"{base.generator} (configured)"
+    choices[OPENAI] = "OpenAI-compatible server (vLLM, Ollama, llama.cpp…)"
+    return choices
+
+
+def render_sidebar(base: Settings) -> tuple[str, Settings]:
+    """Draw the view switch and the settings; return the chosen view and the session's settings.
+
+    A value the settings reject (e.g. an empty server URL) is shown as an error and the
+    configured settings are kept.
+    """
+    sidebar = st.sidebar
+    view = sidebar.radio("View", VIEWS, key="view", horizontal=True)
+    sidebar.subheader("Answering")
+    top_k = sidebar.slider("Passages per answer", 1, 20, min(base.top_k, 20), key="top_k")
+    language = sidebar.radio(
+        "Answer language",
+        list(_LANGUAGES),
+        index=list(_LANGUAGES).index(base.answer_language) if base.answer_language in _LANGUAGES else 0,
+        format_func=_LANGUAGES.get,
+        key="answer_language",
+    )
+    choices = generator_choices(base)
+    generator = sidebar.selectbox(
+        "Generator",
+        list(choices),
+        index=list(choices).index(base.generator),
+        format_func=choices.get,
+        key="generator",
+    )
+    changes = {"top_k": top_k, "answer_language": language, "generator": generator}
+    if QUALITY_GENERATOR not in choices:
+        sidebar.caption(f"Better answers: `docqa models fetch {QUALITY_GENERATOR}`, then reload.")
+    if generator == OPENAI:
+        changes["openai_base_url"] = sidebar.text_input(
+            "Server base URL", base.openai_base_url, key="openai_base_url"
+        ).strip()
+        changes["openai_model"] = sidebar.text_input(
+            "Model (empty: the server's first)", base.openai_model, key="openai_model"
+        ).strip()
+        if not changes["openai_base_url"].startswith(("http://", "https://")):
+            sidebar.error("The server base URL must start with http:// or https://")
+            changes["openai_base_url"] = base.openai_base_url
+    try:
+        settings = base.replace(**changes)
+    except ConfigError as err:
+        sidebar.error(str(err))
+        settings = base
+    sidebar.caption(f"Index: `{settings.index_dir}`")
+    return view, settings
