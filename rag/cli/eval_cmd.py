@@ -6,6 +6,7 @@ interrupted run keeps every finished question; the same command with the same ``
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,11 @@ SHOWN_PROBLEMS = 10
     help="Compare two finished runs (folders or results.json).",
 )
 @click.option("--restart", is_flag=True, help="Start over instead of resuming a run in --out.")
+@click.option(
+    "--judge",
+    is_flag=True,
+    help="Also grade answers with the LLM at the settings' OpenAI-compatible server (off by default).",
+)
 @click.option("--embedder", default=None, help="Embedder the index was built with (a bundled name).")
 @click.option("--generator", default=None, help="Generator: a bundled name, a folder, or 'openai'.")
 @models_dir_option
@@ -65,6 +71,7 @@ def evaluate(
     k: int,
     compare: tuple[Path, Path] | None,
     restart: bool,
+    judge: bool,
     embedder: str | None,
     generator: str | None,
     models_dir: Path | None,
@@ -88,6 +95,8 @@ def evaluate(
         return
     if questions is None:
         raise click.UsageError("give a QUESTIONS file, or --compare RUN_A RUN_B")
+    if judge and retrieval_only:
+        raise click.UsageError("--judge grades answers; drop --retrieval-only")
     from rag.engine import open_engine
     from rag.evaluate import load_questions
     from rag.evaluate.report import format_table, write_report
@@ -101,6 +110,7 @@ def evaluate(
     if len(question_set.problems) > SHOWN_PROBLEMS:
         click.echo(f"warning: {len(question_set.problems) - SHOWN_PROBLEMS} more rows skipped", err=True)
     out_dir = out_dir or Path("out/eval") / f"{questions.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    grader = _judge(settings) if judge else None
     engine = open_engine(settings)
     describe = {
         "index": str(Path(settings.index_dir).expanduser().resolve()),
@@ -109,8 +119,9 @@ def evaluate(
         "top_k": settings.top_k,
         "dense_weight": settings.dense_weight,
     }
+    options = dict(retrieval_only=retrieval_only, k=k, limit=limit, sample=sample, seed=seed, judge=grader)
     try:
-        run = _run(question_set, engine, out_dir, describe, retrieval_only, k, limit, sample, seed, restart)
+        run = _run(question_set, engine, out_dir, resume=not restart, describe=describe, **options)
     finally:
         engine.close()
     click.echo(format_table(run.summary))
@@ -120,7 +131,16 @@ def evaluate(
     click.echo(f"report:  {write_report(run)}")
 
 
-def _run(question_set, engine, out_dir, describe, retrieval_only, k, limit, sample, seed, restart):
+def _judge(settings):
+    """An LLM judge on the OpenAI-compatible server named in the settings."""
+    from rag.evaluate.judge import LLMJudge
+    from rag.openai_generator import OpenAIGenerator
+
+    key = os.environ.get(settings.openai_api_key_env, "")
+    return LLMJudge(OpenAIGenerator(settings.openai_base_url, settings.openai_model, api_key=key))
+
+
+def _run(question_set, engine, out_dir, **options):
     """``rag.evaluate.evaluate`` under a progress bar; Ctrl-C says how to resume."""
     from tqdm import tqdm
 
@@ -134,19 +154,7 @@ def _run(question_set, engine, out_dir, describe, retrieval_only, k, limit, samp
             bar.refresh()
 
         try:
-            return run_evaluation(
-                question_set,
-                engine,
-                out_dir=out_dir,
-                retrieval_only=retrieval_only,
-                k=k,
-                limit=limit,
-                sample=sample,
-                seed=seed,
-                resume=not restart,
-                progress=progress,
-                describe=describe,
-            )
+            return run_evaluation(question_set, engine, out_dir=out_dir, progress=progress, **options)
         except KeyboardInterrupt:
             bar.close()
             click.echo(

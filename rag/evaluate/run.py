@@ -1,17 +1,15 @@
 """Run a question set through an engine, one question at a time, and keep every result.
 
 Each finished question is appended to ``OUT/results.jsonl`` at once, so an interrupted run
-resumes where it stopped when started again with the same ``out_dir`` (``run.json`` records what
-the run was, and a different run in the same folder is refused). At the end ``results.json``
-holds the configuration, the summary per language and every question. Reports (HTML, plots)
-are ``report.py``'s job.
+resumes where it stopped when started again with the same ``out_dir`` (see ``runfiles.py``). At
+the end ``results.json`` holds the configuration, the summary per language and every question.
+Reports (HTML, plots) are ``report.py``'s job.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,12 +20,9 @@ from ingest.errors import DocqaError
 from ingest.records import Answer, Passage
 from rag.evaluate.questions import Question, QuestionSet
 from rag.evaluate.results import QuestionResult, RunResult
+from rag.evaluate.runfiles import PARTIAL, RESULTS, prepare, write_json
 from rag.evaluate.score import score_question
 from rag.evaluate.summary import summarize
-
-PARTIAL = "results.jsonl"
-CONFIG = "run.json"
-RESULTS = "results.json"
 
 
 class EvalEngine(Protocol):
@@ -52,6 +47,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     detect: Callable[[str], str] | None = None,
     describe: Mapping[str, Any] | None = None,
+    judge: Callable[[Question, str], float | None] | None = None,
 ) -> RunResult:
     """Evaluate ``questions`` against ``engine`` and write the results under ``out_dir``.
 
@@ -67,6 +63,8 @@ def evaluate(
         progress: called with (done, total) at the start and after each question.
         detect: language detector for answers (default ``ingest.lang.detect_language``).
         describe: what the engine is (index, embedder, generator...), recorded in the config.
+        judge: optional grader of answers against gold answers (see ``judge.LLMJudge``); off
+            by default, and never called in retrieval-only runs.
 
     Raises:
         DocqaError: ``out_dir`` holds a different run, or ``k``/``limit``/``sample`` is bad.
@@ -86,10 +84,11 @@ def evaluate(
         "sample": sample,
         "seed": seed,
         "engine": dict(describe or {}),
+        "judge": getattr(judge, "name", "judge") if judge else None,
     }
     config["signature"] = _signature(chosen, config)
     out_dir = Path(out_dir)
-    done = _start(out_dir, config, resume)
+    done = prepare(out_dir, config, resume)
     resumed = count = sum(q.id in done for q in chosen)
     if progress:
         progress(count, len(chosen))
@@ -97,7 +96,9 @@ def evaluate(
         for question in chosen:
             if question.id in done:
                 continue
-            result = _run_one(question, engine, k=k, retrieval_only=retrieval_only, detect=detect)
+            result = _run_one(
+                question, engine, k=k, retrieval_only=retrieval_only, detect=detect, judge=judge
+            )
             sink.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
             sink.flush()
             done[question.id] = result
@@ -106,7 +107,7 @@ def evaluate(
                 progress(count, len(chosen))
     results = tuple(done[q.id] for q in chosen)
     run = RunResult(out_dir, config, results, summarize(results), tuple(problems), resumed)
-    _write_json(out_dir / RESULTS, run.to_json())
+    write_json(out_dir / RESULTS, run.to_json())
     return run
 
 
@@ -129,65 +130,33 @@ def select(
 
 
 def _run_one(
-    question: Question, engine: EvalEngine, *, k: int, retrieval_only: bool, detect: Callable[[str], str]
+    question: Question,
+    engine: EvalEngine,
+    *,
+    k: int,
+    retrieval_only: bool,
+    detect: Callable[[str], str],
+    judge: Callable[[Question, str], float | None] | None,
 ) -> QuestionResult:
     start = time.perf_counter()
     passages = engine.retrieve(question.question, k=k)
     latency = time.perf_counter() - start
-    answer = None
+    answer = grade = None
     if not retrieval_only:
         start = time.perf_counter()
         answer = engine.ask(question.question)
         latency = answer.timings.total or (time.perf_counter() - start)
-    return score_question(question, passages, k=k, latency_s=latency, answer=answer, detect=detect)
+        if judge and question.answerable and question.answer and not answer.refused:
+            grade = judge(question, answer.text)
+    return score_question(
+        question, passages, k=k, latency_s=latency, answer=answer, detect=detect, judge=grade
+    )
 
 
 def _signature(questions: Sequence[Question], config: Mapping[str, Any]) -> str:
     """Hash of what makes two runs the same run: the questions and the settings."""
     payload = {
         "questions": [[q.id, q.question, q.answerable, [str(g) for g in q.gold]] for q in questions],
-        "settings": [config["retrieval_only"], config["k"], config["engine"]],
+        "settings": [config["retrieval_only"], config["k"], config["engine"], config["judge"]],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _start(out_dir: Path, config: Mapping[str, Any], resume: bool) -> dict[str, QuestionResult]:
-    """Prepare ``out_dir``; return the results an earlier run of the same signature left."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    partial, config_file = out_dir / PARTIAL, out_dir / CONFIG
-    done: dict[str, QuestionResult] = {}
-    if resume and partial.is_file() and config_file.is_file():
-        earlier = json.loads(config_file.read_text(encoding="utf-8"))
-        if earlier.get("signature") != config["signature"]:
-            raise DocqaError(
-                f"{out_dir} holds another run (other questions or settings); "
-                "use another --out, or --restart to overwrite it"
-            )
-        done = _read_partial(partial)
-    _write_json(config_file, dict(config))
-    # Rewrite the partial file with the good records only: a run killed mid-line leaves half a
-    # line, and appending after it would corrupt the next record.
-    _write_text(partial, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in done.values()))
-    return done
-
-
-def _read_partial(path: Path) -> dict[str, QuestionResult]:
-    done: dict[str, QuestionResult] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            result = QuestionResult.from_json(json.loads(line))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # the line a killed run was writing
-        done[result.id] = result
-    return done
-
-
-def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -27,6 +27,7 @@ def score_question(
     latency_s: float,
     answer: Answer | None = None,
     detect: Callable[[str], str],
+    judge: float | None = None,
 ) -> QuestionResult:
     """Score one question.
 
@@ -37,6 +38,7 @@ def score_question(
         latency_s: seconds the engine took (retrieval, or the whole answer).
         answer: the engine's answer; None in retrieval-only runs.
         detect: language detector for the answer text.
+        judge: the LLM judge's grade (0..1) of the answer, when a judge ran.
     """
     passages = list(passages[:k])
     relevant = relevance(question.gold, passages) if question.gold else [False] * len(passages)
@@ -48,6 +50,8 @@ def score_question(
     if answer is not None:
         record = _record(answer, detect)
         scores.update(_answer_scores(question, answer, record))
+        if judge is not None:
+            scores["judge"] = judge
     return QuestionResult(
         id=question.id,
         question=question.question,

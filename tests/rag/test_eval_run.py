@@ -221,3 +221,27 @@ def test_compare_two_runs(tmp_path):
     assert "+0.333" in text and "q2 [en] rank 3 -> 1" in text
     with pytest.raises(DocqaError, match="cannot read run"):
         load_run(tmp_path / "nope")
+
+
+def test_llm_judge_is_off_by_default_and_parses_grades(tmp_path):
+    from rag.evaluate.judge import LLMJudge
+    from tests.fakes import ReplayGenerator
+
+    answers = {q: ("Some answer [1].", False, ((1, 1),)) for q in ORDER}
+    plain = evaluate(QUESTIONS, ScriptedEngine(ORDER, answers), out_dir=tmp_path / "a", k=3, detect=_lang)
+    assert "judge" not in plain.summary["all"]
+    grader = ReplayGenerator("Grade: 4", "no idea")  # q1 -> 0.75; q2 -> not judged (None, not 0)
+    run = evaluate(
+        QUESTIONS,
+        ScriptedEngine(ORDER, answers),
+        out_dir=tmp_path / "b",
+        k=3,
+        detect=_lang,
+        judge=LLMJudge(grader),
+    )
+    by_id = {r.id: r for r in run.results}
+    assert by_id["q1"].scores["judge"] == 0.75 and "judge" not in by_id["q2"].scores
+    assert run.summary["all"]["judge"] == 0.75 and run.summary["all"]["n_judge"] == 1
+    assert len(grader.prompts) == 2  # refused and unanswerable questions are not judged
+    assert "REFERENCE: 3.3 volts through 5.1k" in grader.prompts[0][1].content
+    assert run.config["judge"] == "replay"
