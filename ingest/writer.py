@@ -80,11 +80,13 @@ class Writer:
         self._pending: list[_Pending] = []
         self._skips: list[FileUpdate] = []
         self._last_commit = time.monotonic()
-        self._state = Progress(0, 0, 0, 0, 0)
+        # Progress counters; bytes of a file in the window are credited chunk by chunk.
+        self._files_done = self._files_total = self._chunks_done = self._bytes_total = 0
+        self._bytes_done, self._bytes_partial, self._path = 0, 0.0, ""
 
     def run(self, records: Sequence[FileRecord]) -> None:
         """Process files in order; the catalog is committed after each window."""
-        self._state = Progress(0, len(records), 0, 0, sum(r.size for r in records))
+        self._files_total, self._bytes_total = len(records), sum(r.size for r in records)
         self._report()
         for record in records:
             self._add(record)
@@ -126,13 +128,9 @@ class Writer:
 
     def _done(self, record: FileRecord, skipped: Skipped) -> None:
         self.skipped.append(skipped)
-        s = self._state
-        self._state = Progress(
-            s.files_done + 1,
-            s.files_total,
-            s.chunks_done,
-            s.bytes_done + record.size,
-            s.bytes_total,
+        self._files_done, self._bytes_done, self._path = (
+            self._files_done + 1,
+            self._bytes_done + record.size,
             record.path,
         )
         self._report()
@@ -158,15 +156,10 @@ class Writer:
             if p.record.path in written:
                 (self.updated if p.record.path in self._previous else self.added).append(p.record.path)
                 self.chunks_added += len(p.chunks)
-        s = self._state
-        self._state = Progress(
-            s.files_done + len(self._pending),
-            s.files_total,
-            s.chunks_done,
-            s.bytes_done,
-            s.bytes_total,
-            self._pending[-1].record.path if self._pending else s.path,
-        )
+        self._files_done += len(self._pending)
+        self._bytes_done += sum(p.record.size for p in self._pending)
+        self._bytes_partial = 0.0
+        self._path = self._pending[-1].record.path if self._pending else self._path
         self._pending, self._skips = [], []
         self._report()
         if time.monotonic() - self._last_commit > _COMMIT_SECONDS:
@@ -196,15 +189,9 @@ class Writer:
         return out
 
     def _advance(self, batch: list[tuple[int, int]]) -> None:
-        s = self._state
-        done = sum(self._pending[f].record.size / len(self._pending[f].chunks) for f, _ in batch)
-        self._state = Progress(
-            s.files_done,
-            s.files_total,
-            s.chunks_done + len(batch),
-            int(s.bytes_done + done),
-            s.bytes_total,
-            s.path,
+        self._chunks_done += len(batch)
+        self._bytes_partial += sum(
+            self._pending[f].record.size / len(self._pending[f].chunks) for f, _ in batch
         )
         self._report()
 
@@ -227,4 +214,14 @@ class Writer:
 
     def _report(self) -> None:
         if self._progress is not None:
-            self._progress(self._state)
+            done = min(self._bytes_done + int(self._bytes_partial), self._bytes_total)
+            self._progress(
+                Progress(
+                    self._files_done,
+                    self._files_total,
+                    self._chunks_done,
+                    done,
+                    self._bytes_total,
+                    self._path,
+                )
+            )
