@@ -2,8 +2,8 @@
 
 Each vote stores the question, the answer, its citations, the rating (+1 or -1) and an optional
 comment, in ``<index>/feedback/feedback.sqlite``. ``export_questions`` writes the liked answers
-(or all) as JSON lines ``{id, question, answer, gold, lang, source}`` where ``gold`` lists the
-cited passages as ``file#page`` (or ``file#heading``), the form ``rag.evaluate.gold`` reads.
+(or all) as JSON lines ``{id, question, answer, gold, answerable, lang, source}`` where ``gold``
+lists the cited passages as ``file#page`` (or ``file#heading``), the form ``rag.evaluate`` reads.
 This module does no Streamlit work; ``ui.chat`` draws the buttons.
 """
 
@@ -164,6 +164,7 @@ def export_questions(db_path: Path, *, liked_only: bool = True) -> str:
             "question": item.question,
             "answer": "" if item.refused else item.answer,
             "gold": refs if item.rating > 0 else [],
+            "answerable": not (item.refused and item.rating > 0),
             "lang": item.lang,
             "source": "feedback",
             "rating": item.rating,

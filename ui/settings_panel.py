@@ -3,7 +3,8 @@
 The user can set the number of passages, the generator (the bundled default, the bundled quality
 model when it is fetched, or an OpenAI-compatible server with its base URL and model) and the
 answer language (auto, English, Spanish). The result is a new frozen ``Settings``; nothing global
-is changed, so each browser session has its own choices.
+is changed, so each browser session has its own choices. The sidebar also offers the feedback
+votes as a question set for ``docqa eval``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import streamlit as st
 from ingest import models as provisioning
 from ingest.errors import ConfigError
 from ingest.settings import Settings
+from ui.feedback import export_questions, feedback_path, list_feedback
 
 DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
 QUALITY_GENERATOR = "qwen2.5-coder-1.5b-instruct"
@@ -79,4 +81,24 @@ def render_sidebar(base: Settings) -> tuple[str, Settings]:
         sidebar.error(str(err))
         settings = base
     sidebar.caption(f"Index: `{settings.index_dir}`")
+    _feedback_export(settings)
     return view, settings
+
+
+def _feedback_export(settings: Settings) -> None:
+    """The votes so far, downloadable as a question set for ``docqa eval``."""
+    path = feedback_path(settings.index_dir)
+    votes = list_feedback(path)
+    if not votes:
+        return
+    liked = sum(v.rating > 0 for v in votes)
+    st.sidebar.subheader("Feedback")
+    st.sidebar.caption(f"{liked} helpful, {len(votes) - liked} not helpful")
+    st.sidebar.download_button(
+        "Export as questions for docqa eval",
+        export_questions(path),
+        file_name="feedback-questions.jsonl",
+        mime="application/jsonl",
+        icon=":material/download:",
+        help="The helpful answers' questions, with their citations as gold passages (JSONL).",
+    )

@@ -161,6 +161,8 @@ def test_feedback_is_stored_and_exported(index_dir: Path, embedder: HashEmbedder
     at.button(key="FormSubmitter:docqa_vote_form_0-Send feedback").click().run()
     assert not at.exception, at.exception
     assert "feedback is saved" in _texts(at.caption)
+    assert "1 helpful, 0 not helpful" in _texts(at.sidebar.caption)
+    assert len(at.download_button) == 1
     (line,) = export_questions(feedback_path(index_dir)).splitlines()
     record = json.loads(line)
     assert record["question"] == "How do I measure a voltage?"
