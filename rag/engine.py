@@ -60,7 +60,7 @@ class Engine:
         self, question: str, *, k: int | None = None, history: Sequence[Message] = ()
     ) -> list[Passage]:
         """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first."""
-        question = _checked(question)
+        question = check_question(question)
         query = search_query(question, history)
         return retrieve(
             query,
@@ -108,7 +108,7 @@ class Engine:
                 when it is not "auto").
         """
         start = time.perf_counter()
-        question = _checked(question)
+        question = check_question(question)
         lang = language or self._language(question, history)
         passages = self.retrieve(question, k=k, history=history)
         t_retrieve = time.perf_counter() - start
@@ -214,7 +214,8 @@ def stream(
     return engine.stream(question, history=history, **options)
 
 
-def _checked(question: str) -> str:
+def check_question(question: str) -> str:
+    """``question`` without surrounding blanks; EmptyQuestion if nothing is left."""
     if not question or not question.strip():
         raise EmptyQuestion('the question is empty: ask something, e.g. docqa ask "How do I ...?"')
     return question.strip()

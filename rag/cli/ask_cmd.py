@@ -1,0 +1,96 @@
+"""``docqa ask``: answer one question from the index, streaming, with citations and timings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ingest.records import Answer, Passage
+from rag.cli.common import index_option, models_dir_option, settings_from
+
+
+@click.command()
+@click.argument("question")
+@index_option
+@click.option("-k", "top_k", type=int, default=None, help="Passages to retrieve (default: settings top_k).")
+@click.option("--generator", default=None, help="A bundled generator name, a model folder, or 'openai'.")
+@click.option("--embedder", default=None, help="The embedder the index was built with (default: settings).")
+@click.option("--language", default=None, help="Answer language code (default: the question's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON (no streaming).")
+@models_dir_option
+def ask(
+    question: str,
+    index_dir: Path | None,
+    top_k: int | None,
+    generator: str | None,
+    embedder: str | None,
+    language: str | None,
+    as_json: bool,
+    models_dir: Path | None,
+) -> None:
+    """Answer QUESTION from the indexed documents, citing them.
+
+    The answer streams as it is written, then its citations ([n] file p. N) and timings. When
+    the documents do not answer, it says so instead of guessing.
+
+    \b
+    Example:
+      docqa ask "How do I measure a voltage?"
+      docqa ask "¿Cómo mido un voltaje?" --index ./index -k 3
+      docqa ask "What is the sampling rate?" --generator qwen2.5-coder-1.5b-instruct
+      docqa ask "What is SQ1?" --json | jq .citations
+    """
+    from rag.engine import check_question, open_engine
+
+    question = check_question(question)  # before seconds of model loading
+    # Model-loading progress bars would mix with the streamed answer; a user's own choice wins.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    settings = settings_from(
+        index_dir=index_dir, top_k=top_k, generator=generator, embedder=embedder, models_dir=models_dir
+    )
+    with open_engine(settings) as engine:
+        answer = None
+        for item in engine.stream(question, language=language):
+            if isinstance(item, Answer):
+                answer = item
+            elif not as_json:
+                click.echo(item, nl=False)
+    if answer is None:  # the engine always ends its stream with an Answer
+        raise click.ClickException("no answer was produced")
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(answer), indent=1, ensure_ascii=False))
+        return
+    click.echo()
+    click.echo(_footer(answer))
+
+
+def _footer(answer: Answer) -> str:
+    """Citations, notes and timings printed after the streamed text."""
+    lines = [""]
+    if answer.invalid_citations:
+        lines.append(f"(removed {answer.invalid_citations} citation(s) that pointed to no passage)")
+    if answer.unsupported:
+        lines.append("(no valid citation: check this answer against the documents)")
+    if answer.refused and answer.passages:
+        lines.append("Closest passages:")
+        lines.extend(f"  {_where(p)} (relevance {p.dense_score or 0:.2f})" for p in answer.passages[:3])
+    for c in answer.citations:
+        page = f" p. {c.page}" if c.page is not None else ""
+        heading = f" — {c.heading}" if c.heading else ""
+        lines.append(f"[{c.number}] {c.source}{page}{heading}")
+    t = answer.timings
+    first = f"first token {t.first_token:.1f} s, " if t.first_token is not None else ""
+    lines.append(
+        f"({first}total {t.total:.1f} s; retrieval {t.retrieve * 1000:.0f} ms; "
+        f"{t.prompt_tokens} prompt + {t.completion_tokens} answer tokens)"
+    )
+    return "\n".join(lines)
+
+
+def _where(p: Passage) -> str:
+    page = f" p. {p.page}" if p.page is not None else ""
+    return f"{p.source}{page}"

@@ -1,0 +1,106 @@
+"""``docqa ask``: errors as one line and an exit code; a real streamed answer with citations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from ingest.errors import EmptyQuestion
+from rag.cli import cli
+
+
+def _docqa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def test_missing_index_is_one_line_and_non_zero(tmp_path):
+    result = _docqa("ask", "How do I measure a voltage?", "--index", str(tmp_path / "none"))
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: no index at {tmp_path / 'none'}; run 'docqa ingest FOLDER' first"
+    ]
+
+
+def test_empty_question_fails_before_loading_anything(tmp_path):
+    result = CliRunner().invoke(cli, ["ask", "  ", "--index", str(tmp_path)])
+    assert isinstance(result.exception, EmptyQuestion)
+
+
+def test_help_has_an_example():
+    result = CliRunner().invoke(cli, ["ask", "--help"])
+    assert result.exit_code == 0 and 'docqa ask "How do I measure a voltage?"' in result.output
+
+
+@pytest.fixture(scope="module")
+def minilm_index(tmp_path_factory, minilm):
+    from ingest.pipeline import ingest_folder
+    from ingest.settings import Settings
+
+    root = tmp_path_factory.mktemp("cli")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "scope.md").write_text(
+        "# Oscilloscope\n\nThe oscilloscope shows four channels. Set the timebase with the slider.\n\n"
+        "# Voltmeter\n\nTo measure a voltage, connect the signal to A1 and read the value in volts.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(index_dir=root / "index", embedder="all-minilm-l6-v2")
+    ingest_folder(docs, settings.index_dir, minilm, settings)
+    return settings.index_dir
+
+
+@pytest.mark.slow
+def test_ask_streams_the_answer_then_citations_and_timings(minilm_index, openai_server, models_dir):
+    openai_server.pieces = ["Connect the signal ", "to A1 [2] [9]."]
+    env = {"DOCQA_OPENAI_BASE_URL": openai_server.url, "DOCQA_OPENAI_MODEL": "m", "DOCQA_MIN_RELEVANCE": "0"}
+    args = [
+        "ask",
+        "How do I measure a voltage?",
+        "--index",
+        str(minilm_index),
+        "--embedder",
+        "all-minilm-l6-v2",
+    ]
+    result = _docqa(*args, "--generator", "openai", "-k", "2", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Connect the signal to A1 [2] [9]."
+    assert "(removed 1 citation(s) that pointed to no passage)" in lines
+    assert any(line.startswith("[2] scope.md") for line in lines) or any(
+        line.startswith("[2] ") for line in lines
+    )
+    assert "first token" in lines[-1] and "prompt" in lines[-1]
+
+    result = _docqa(*args, "--generator", "openai", "--json", env=env)
+    data = json.loads(result.stdout)
+    assert data["text"] == "Connect the signal to A1 [2]." and data["invalid_citations"] == 1
+    assert data["citations"][0]["number"] == 2 and data["timings"]["total"] > 0
+
+
+@pytest.mark.slow
+def test_unreachable_generator_and_embedder_mismatch_are_one_line(minilm_index):
+    env = {
+        "DOCQA_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "DOCQA_OPENAI_MODEL": "m",
+        "DOCQA_MIN_RELEVANCE": "0",
+    }
+    args = ["ask", "How do I measure a voltage?", "--index", str(minilm_index)]
+    result = _docqa(*args, "--embedder", "all-minilm-l6-v2", "--generator", "openai", env=env)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1: start it or set --generator"
+    ]
+    result = _docqa(*args, "--embedder", "embeddinggemma-300m")
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert "built with all-minilm-l6-v2" in result.stderr

@@ -1,0 +1,73 @@
+"""OpenAIGenerator against a real local HTTP server speaking the OpenAI streaming (SSE) format."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from ingest.errors import GeneratorUnavailable
+from ingest.records import Message
+from ingest.settings import Settings
+from rag.generate import load_generator
+from rag.openai_generator import OpenAIGenerator
+
+MESSAGES = [Message("system", "rules"), Message("user", "How?")]
+
+
+def test_streams_pieces_and_sends_a_deterministic_request(openai_server):
+    generator = OpenAIGenerator(openai_server.url + "/", "tiny-model", api_key="sk-test")
+    assert list(generator.stream(MESSAGES, max_new_tokens=7)) == ["Connect ", "A1 ", "[1]."]
+    path, headers, body = openai_server.requests[0]
+    assert path == "/v1/chat/completions"
+    assert headers["Authorization"] == "Bearer sk-test"
+    assert body["stream"] is True and body["temperature"] == 0.0 and body["max_tokens"] == 7
+    assert body["model"] == "tiny-model"
+    assert body["messages"] == [{"role": "system", "content": "rules"}, {"role": "user", "content": "How?"}]
+    assert generator.name == "openai:tiny-model"
+
+
+def test_model_is_asked_from_the_server_when_not_set(openai_server):
+    generator = OpenAIGenerator(openai_server.url)
+    assert "".join(generator.stream(MESSAGES)) == "Connect A1 [1]."
+    assert openai_server.requests[0][2]["model"] == "tiny-model" and generator.name == "openai:tiny-model"
+    assert "Authorization" not in openai_server.requests[0][1]
+
+
+def test_connection_refused_says_what_to_do():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    generator = OpenAIGenerator(f"http://127.0.0.1:{port}/v1", "m")
+    with pytest.raises(
+        GeneratorUnavailable, match=r"cannot reach the OpenAI-compatible server at .*set --generator"
+    ):
+        list(generator.stream(MESSAGES))
+
+
+def test_http_error_names_the_status_and_the_fix(openai_server):
+    openai_server.status = 401
+    with pytest.raises(GeneratorUnavailable, match=r"401.*Incorrect API key.*API key"):
+        list(OpenAIGenerator(openai_server.url, "m").stream(MESSAGES))
+
+
+def test_timeout_is_an_error(openai_server):
+    openai_server.delay = 1.0
+    with pytest.raises(GeneratorUnavailable, match="timed out"):
+        list(OpenAIGenerator(openai_server.url, "m", timeout=0.2).stream(MESSAGES))
+
+
+def test_load_generator_builds_it_from_settings(openai_server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-env")
+    settings = Settings(
+        generator="openai", openai_base_url=openai_server.url, openai_model="m", openai_api_key_env="MY_KEY"
+    )
+    generator = load_generator(settings)
+    assert isinstance(generator, OpenAIGenerator)
+    assert "".join(generator.stream(MESSAGES)) == "Connect A1 [1]."
+    assert openai_server.requests[0][1]["Authorization"] == "Bearer sk-env"
+
+
+def test_count_tokens_overestimates():
+    generator = OpenAIGenerator("http://127.0.0.1:9/v1", "m")
+    assert generator.count_tokens("abcdefghi") == 3 and generator.count_tokens("") == 0
