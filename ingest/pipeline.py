@@ -6,8 +6,8 @@ moved in the catalog; new or changed -> loaded, chunked, embedded and its chunks
 transaction; gone -> removed (``remove_missing``). Files are identified by (root, relative path),
 so ingesting another folder (an uploads folder) never touches the first folder's files.
 
-Memory stays bounded: files are handled one at a time and their chunks embedded in a window of a
-few hundred chunks (length-sorted so batches carry little padding), whatever the folder's size.
+Memory stays bounded: files are handled one at a time and their chunks embedded in a window of
+8 batches (length-sorted across files, so batches carry little padding), whatever the folder's size.
 Bad input is skipped with its reason, never stops the run; the catalog is committed after every
 window and the FAISS file every minute and at the end (``ingest.store`` repairs a crash between).
 """

@@ -281,6 +281,8 @@ class Index:
                 f"index at {self.path} is being written by another process; wait for it to finish"
             ) from None
         self._write_lock = lock
+        for stale in self.path.glob(".*.tmp"):  # left by a writer killed mid-write
+            stale.unlink(missing_ok=True)
         self._sync()
 
     def _sync(self) -> None:

@@ -1,6 +1,6 @@
 """The pipeline's inner loop: load, chunk, embed and store files, a window of chunks at a time.
 
-Chunks of several files gather in a window of a few hundred; the window is embedded sorted by
+Chunks of several files gather in a window of 8 batches; the window is embedded sorted by
 length (batches of ``embed_batch_size`` with little padding) and written in one transaction, each
 file's old chunks replaced. Memory is bounded by the window (and the largest single file), never by
 the folder. A file whose content cannot be indexed (corrupt, encrypted, no text) is recorded as
@@ -28,7 +28,7 @@ from ingest.records import Chunk, FileRecord, Skipped
 from ingest.settings import Settings
 from ingest.store import Index
 
-_WINDOW_CHUNKS = 256  # chunks embedded together: enough to sort by length, small in memory
+_WINDOW_BATCHES = 8  # batches embedded (length-sorted) and committed together: bounded memory
 _COMMIT_SECONDS = 60.0  # the FAISS file is rewritten at least this often during a run
 
 
@@ -90,7 +90,7 @@ class Writer:
         self._report()
         for record in records:
             self._add(record)
-            if sum(len(p.chunks) for p in self._pending) >= _WINDOW_CHUNKS:
+            if sum(len(p.chunks) for p in self._pending) >= _WINDOW_BATCHES * self._batch:
                 self._flush()
         self._flush()
 
