@@ -1,0 +1,236 @@
+"""Ingestion speed and memory against the model's own limit and against llama-index.
+
+On (a slice of) the dev corpus, in one process and one run, with the same embedder and threads:
+
+  (a) limit:  plain ``SentenceTransformer.encode`` of exactly the chunk texts docqa produces
+              (files already read and chunked: the model alone);
+  (b) docqa:  ``ingest_folder`` end to end (scan, hash, load, chunk, embed, SQLite + FTS5, FAISS);
+  (c) llama-index: ``SimpleDirectoryReader`` + ``VectorStoreIndex.from_documents`` with a
+              ``SentenceSplitter`` of the same size counted in the model's tokens and our embedder
+              wrapped as a llama-index ``BaseEmbedding`` (passed explicitly, no global Settings);
+  (d) rerun:  ``ingest_folder`` again with nothing changed.
+
+Reports chunks/s, tokens/s, the ratios docqa/limit and docqa/llama-index, the rerun as a
+percentage of the full run, and peak RSS during each phase (sampled every 50 ms). Writes
+``bench/results/ingest.json``.
+
+    python bench/bench_ingest.py --limit-files 60          # a few minutes with MiniLM on 2 cores
+    python bench/bench_ingest.py --embedder embeddinggemma-300m --limit-files 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from ingest.chunk import chunk_limit, chunk_sections
+from ingest.embed import load_embedder
+from ingest.load import load_file
+from ingest.models import resolve_model
+from ingest.pipeline import ingest_folder
+from ingest.scan import file_sha256
+from ingest.settings import load_settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEV_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "faq-dev" / "corpus"
+
+
+class PeakRSS:
+    """Resident memory of this process (MB): at the start of the block and its peak during it."""
+
+    def __enter__(self) -> PeakRSS:
+        self._proc, self._stop = psutil.Process(), threading.Event()
+        self.start = self.peak = self._proc.memory_info().rss / 1e6
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
+            self._stop.wait(0.05)
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
+
+
+def _slice(corpus: Path, limit: int | None, dest: Path) -> list[Path]:
+    """Copy every n-th file (so all sub-corpora are represented) into ``dest``."""
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    if limit and limit < len(files):
+        step = len(files) / limit
+        files = [files[int(i * step)] for i in range(limit)]
+    for f in files:
+        target = dest / f.relative_to(corpus)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+    return [dest / f.relative_to(corpus) for f in files]
+
+
+def _chunk_texts(files: list[Path], root: Path, embedder, settings) -> list[str]:
+    size, overlap = chunk_limit(embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
+    texts = []
+    for f in files:
+        rel = f.relative_to(root).as_posix()
+        sections = load_file(f, rel)
+        texts += [
+            c.text for c in chunk_sections(sections, embedder, size, overlap, file_sha256=file_sha256(f))
+        ]
+    return texts
+
+
+def _limit(model_path: str, texts: list[str], prompt: str, batch: int) -> float:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu", local_files_only=True)
+    model.encode(texts[:batch], batch_size=batch, prompt=prompt or None)  # warm-up
+    start = time.perf_counter()
+    model.encode(texts, batch_size=batch, normalize_embeddings=True, prompt=prompt or None)
+    return time.perf_counter() - start
+
+
+def _llama_index(folder: Path, embedder, size: int, overlap: int, batch: int) -> tuple[float, int]:
+    from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+    from llama_index.core.embeddings import BaseEmbedding
+    from llama_index.core.node_parser import SentenceSplitter
+
+    class Wrapped(BaseEmbedding):
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return embedder.embed_documents([text])[0].tolist()
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed_documents(texts).tolist()
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return embedder.embed_queries([query])[0].tolist()
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    tokenizer = embedder._tokenizer  # count the splitter's tokens as the model does
+    splitter = SentenceSplitter(
+        chunk_size=size,
+        chunk_overlap=overlap,
+        tokenizer=lambda text: tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"],
+    )
+    start = time.perf_counter()
+    documents = SimpleDirectoryReader(str(folder), recursive=True).load_data()
+    index = VectorStoreIndex.from_documents(
+        documents,
+        embed_model=Wrapped(model_name=embedder.name, embed_batch_size=batch),
+        transformations=[splitter],
+    )
+    seconds = time.perf_counter() - start
+    return seconds, len(index.docstore.docs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", type=Path, default=DEV_CORPUS)
+    parser.add_argument(
+        "--limit-files", type=int, default=60, help="every n-th file up to this many; 0 = all"
+    )
+    parser.add_argument("--embedder", default="all-minilm-l6-v2")
+    parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
+    args = parser.parse_args()
+
+    settings = load_settings(embedder=args.embedder)
+    batch = settings.embed_batch_size
+    embedder = load_embedder(args.embedder, settings.models_dir, batch_size=batch, threads=settings.threads)
+    size, overlap = chunk_limit(embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        files = _slice(args.corpus, args.limit_files or None, work / "docs")
+        texts = _chunk_texts(files, work / "docs", embedder, settings)
+        tokens = sum(len(embedder.token_spans(t)) for t in texts)
+        print(f"{len(files)} files, {sum(f.stat().st_size for f in files) / 1e6:.1f} MB, {len(texts)} chunks, "
+              f"{tokens} tokens ({args.embedder}, size {size}, overlap {overlap}, batch {batch}, "
+              f"{os.cpu_count()} CPUs)", file=sys.stderr)  # fmt: skip
+        phases: dict[str, dict] = {}
+        with PeakRSS() as mem:
+            seconds = _limit(str(resolve_model(args.embedder, "embedder", settings.models_dir)), texts,
+                             embedder._doc_prompt, batch)  # fmt: skip
+        phases["limit"] = {
+            "seconds": seconds,
+            "chunks": len(texts),
+            "peak_rss_mb": mem.peak,
+            "rss_growth_mb": mem.peak - mem.start,
+        }
+        with PeakRSS() as mem:
+            report = ingest_folder(work / "docs", work / "index", embedder, settings)
+        phases["docqa"] = {"seconds": report.seconds, "chunks": report.chunks_added, "peak_rss_mb": mem.peak, "rss_growth_mb": mem.peak - mem.start,
+                           "skipped": len(report.skipped)}  # fmt: skip
+        if not args.skip_llama:
+            with PeakRSS() as mem:
+                seconds, nodes = _llama_index(work / "docs", embedder, size, overlap, batch)
+            phases["llama_index"] = {
+                "seconds": seconds,
+                "chunks": nodes,
+                "peak_rss_mb": mem.peak,
+                "rss_growth_mb": mem.peak - mem.start,
+            }
+        with PeakRSS() as mem:
+            rerun = ingest_folder(work / "docs", work / "index", embedder, settings)
+        phases["rerun"] = {"seconds": rerun.seconds, "chunks": rerun.chunks_added, "peak_rss_mb": mem.peak, "rss_growth_mb": mem.peak - mem.start,
+                           "unchanged": len(rerun.unchanged)}  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    for phase in phases.values():
+        phase["chunks_per_s"] = phase["chunks"] / phase["seconds"] if phase["seconds"] else None
+    ours, limit = phases["docqa"], phases["limit"]
+    ratios = {
+        "docqa_vs_limit_chunks_per_s": ours["chunks_per_s"] / limit["chunks_per_s"],
+        "docqa_vs_limit_same_texts_time": limit["seconds"] / ours["seconds"],
+        "rerun_pct_of_full_run": 100 * phases["rerun"]["seconds"] / ours["seconds"],
+    }
+    if "llama_index" in phases:
+        llama = phases["llama_index"]
+        ratios["docqa_vs_llama_index_chunks_per_s"] = ours["chunks_per_s"] / llama["chunks_per_s"]
+        ratios["docqa_vs_llama_index_time"] = llama["seconds"] / ours["seconds"]
+    result = {
+        "command": " ".join(sys.argv),
+        "embedder": args.embedder,
+        "corpus": str(args.corpus),
+        "files": len(files),
+        "tokens": tokens,
+        "chunk_size": size,
+        "batch_size": batch,
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "phases": phases,
+        "ratios": ratios,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(
+        f"\n{'phase':12} {'seconds':>9} {'chunks':>7} {'chunks/s':>9} {'peak RSS MB':>12} {'growth MB':>10}"
+    )
+    for name, p in phases.items():
+        rate = f"{p['chunks_per_s']:.2f}" if p["chunks_per_s"] else "-"
+        print(f"{name:12} {p['seconds']:9.2f} {p['chunks']:7d} {rate:>9} {p['peak_rss_mb']:12.0f} "
+              f"{p['rss_growth_mb']:10.0f}")  # fmt: skip
+    print()
+    for name, value in ratios.items():
+        print(f"{name:34} {value:.3f}")
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
