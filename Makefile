@@ -1,11 +1,10 @@
 # docqa task runner. `make run` and `make test` do their own set-up and are idempotent.
-PY      ?= python3.11
+PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.docqa-installed
 # Models live in the user cache unless DOCQA_MODELS_DIR says otherwise.
 export DOCQA_MODELS_DIR ?= $(HOME)/.cache/docqa/models
-export DOCQA_INDEX ?= $(HOME)/.local/share/docqa/index
 
 .PHONY: run test lint bench setup models index browser clean
 
