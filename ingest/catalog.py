@@ -170,10 +170,10 @@ def apply(conn: sqlite3.Connection, updates: Sequence[FileUpdate]) -> tuple[list
 
 def remove(conn: sqlite3.Connection, root: str, path: str) -> list[int] | None:
     """Delete one file and its chunks; None if the catalog did not have it."""
+    row = conn.execute("SELECT id FROM files WHERE root = ? AND path = ?", (root, path)).fetchone()
+    if row is None:  # checked before the transaction: a no-op must not bump the version
+        return None
     with _transaction(conn):
-        row = conn.execute("SELECT id FROM files WHERE root = ? AND path = ?", (root, path)).fetchone()
-        if row is None:
-            return None
         rowids = _delete_chunks(conn, root, path)
         conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
     return rowids

@@ -125,9 +125,9 @@ def remove_document(index_dir: Path, path: str | Path) -> bool:
     """
     with open_index(index_dir) as index:
         files = index.files()
-        wanted = Path(path).expanduser().absolute()
+        wanted = {Path(path).expanduser().absolute(), Path(path).expanduser().resolve()}
         text = Path(path).as_posix()
-        matches = [f for f in files if Path(f.root, f.path) == wanted] or [
+        matches = [f for f in files if Path(f.root, f.path) in wanted] or [
             f for f in files if f.source == text
         ]
         matches = matches or [f for f in files if f.path == text]

@@ -124,9 +124,8 @@ class Index:
         self._lock = threading.RLock()
         self._write_lock: Any = None
         self._vectors = FlatVectors(dim)
-        self._vectors_version = -1
+        self._vectors_version = -1  # catalog version the vectors in hand match; -1: not loaded yet
         self._saved_version = -1
-        self._sync()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -236,9 +235,12 @@ class Index:
     def commit(self) -> None:
         """Write the vectors to ``vectors.faiss`` atomically, then stamp the manifest."""
         with self._lock:
+            version = catalog.read_version(self._conn)
+            if self._vectors_version == -1 and self.manifest.get("catalog_version") == version:
+                return  # nothing loaded, nothing written, and the file on disk is current
+            self._begin_write()
             if self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
                 return
-            self._begin_write()
             self._vectors.save(self.path / VECTORS)
             manifest = self.manifest | {
                 "format": FORMAT,

@@ -112,9 +112,14 @@ class Writer:
                 return self._done(record, Skipped(record.path, reason))
             return self._skip_content(record, str(err))
         self.warnings += [Skipped(record.path, w) for w in warnings]
-        chunks = chunk_sections(
-            sections, self._embedder, self._size, self._overlap, file_sha256=record.sha256
-        )
+        try:
+            chunks = chunk_sections(
+                sections, self._embedder, self._size, self._overlap, file_sha256=record.sha256
+            )
+        except Exception as err:  # a tokenizer choking on odd text must not stop the run
+            return self._done(
+                record, Skipped(record.path, f"could not be chunked ({type(err).__name__}: {err})")
+            )
         if not chunks:
             return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
         pages = max((s.page or 0 for s in sections), default=0)
