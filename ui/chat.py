@@ -90,7 +90,8 @@ def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, 
         else:
             st.markdown(answer.text)
             if answer.unsupported:
-                st.caption(":warning: The answer cites no passage: check it against the sources below.")
+                st.caption(":warning: The answer cites no passage: check it against these passages.")
+                render_passages(answer.passages, i, _locator(engine), open_first=latest, title="")
             render_citations(answer, i, _locator(engine), open_first=latest)
         t = answer.timings
         st.caption(f"{turn.generator} · {t.total:.1f} s · answer in {answer.lang}")

@@ -51,19 +51,27 @@ def _show_source(
 ) -> None:
     box = st.expander(label, expanded=open_, key=key, on_change="rerun", icon=":material/description:")
     with box:
-        st.html(_CSS + highlight_html(passage_text, quote))
-        if not box.open or page is None or not is_pdf(source):
+        if page is None or not is_pdf(source):
+            st.html(_CSS + highlight_html(passage_text, quote))
             return
-        path = locate(source)
-        if path is None or not path.is_file():
-            st.caption("The original file is no longer where it was indexed from; the page cannot be shown.")
-            return
-        try:
-            png = page_png(str(path), path.stat().st_mtime, page, quote)
-        except Exception as err:  # a damaged or changed PDF must not break the answer
-            st.caption(f"Page {page} could not be drawn: {err}")
-            return
-        st.image(png, caption=f"{Path(source).name}, page {page}", width="stretch")
+        text_column, page_column = st.columns([2, 3])
+        text_column.html(_CSS + highlight_html(passage_text, quote))
+        if box.open:
+            with page_column:
+                _show_page(source, page, quote, locate)
+
+
+def _show_page(source: str, page: int, quote: str, locate: Locate) -> None:
+    path = locate(source)
+    if path is None or not path.is_file():
+        st.caption("The original file is no longer where it was indexed from; the page cannot be shown.")
+        return
+    try:
+        png = page_png(str(path), path.stat().st_mtime, page, quote)
+    except Exception as err:  # a damaged or changed PDF must not break the answer
+        st.caption(f"Page {page} could not be drawn: {err}")
+        return
+    st.image(png, caption=f"{Path(source).name}, page {page}", width="stretch")
 
 
 def _passage_of(answer: Answer, citation: Citation) -> str:
@@ -91,14 +99,23 @@ def render_citations(answer: Answer, turn: int, locate: Locate, *, open_first: b
         )
 
 
-def render_passages(passages: Sequence[Passage], turn: int, locate: Locate, *, limit: int = 3) -> None:
-    """The closest passages (for a refusal, or when no model could answer)."""
+def render_passages(
+    passages: Sequence[Passage],
+    turn: int,
+    locate: Locate,
+    *,
+    limit: int = 3,
+    open_first: bool = False,
+    title: str = "Closest passages in the documents",
+) -> None:
+    """The best passages: for a refusal, an uncited answer, or when no model could answer."""
     shown = list(passages)[:limit]
     if not shown:
         st.caption("Nothing in the documents came close.")
         return
-    st.caption("Closest passages in the documents")
-    for passage in shown:
+    if title:
+        st.caption(title)
+    for i, passage in enumerate(shown):
         _show_source(
             f"docqa_near_{turn}_{passage.rank}",
             f"{source_label(passage.source, passage.page, passage.heading)} (score {passage.score:.2f})",
@@ -107,5 +124,5 @@ def render_passages(passages: Sequence[Passage], turn: int, locate: Locate, *, l
             passage.source,
             passage.page,
             locate,
-            False,
+            open_first and i == 0,
         )
