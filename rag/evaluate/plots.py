@@ -79,8 +79,11 @@ def rank_histogram(results: Sequence[QuestionResult], k: int) -> bytes:
     return _png(fig)
 
 
-def latency_histogram(results: Sequence[QuestionResult]) -> bytes:
-    """Seconds per question, per language, with the overall median and 95th percentile."""
+def latency_histogram(results: Sequence[QuestionResult], what: str = "answer") -> bytes:
+    """Seconds per question, per language, with the overall median and 95th percentile.
+
+    ``what`` names what was timed ("retrieval" or "answer") in the title.
+    """
     langs = sorted({r.lang for r in results})
     fig = Figure(figsize=(7.0, 3.8))
     ax = fig.add_subplot()
@@ -100,7 +103,7 @@ def latency_histogram(results: Sequence[QuestionResult]) -> bytes:
         ax.legend(fontsize=8)
     ax.set_xlabel("seconds per question")
     ax.set_ylabel("questions")
-    ax.set_title("Latency")
+    ax.set_title(f"Latency per question ({what})")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

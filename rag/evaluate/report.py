@@ -63,7 +63,9 @@ def write_report(run: RunResult, out_dir: Path | None = None) -> Path:
     images = {
         "metrics_by_language.png": plots.metric_bars(run.summary),
         "gold_rank.png": plots.rank_histogram(run.results, k),
-        "latency.png": plots.latency_histogram(run.results),
+        "latency.png": plots.latency_histogram(
+            run.results, "retrieval" if run.config.get("retrieval_only") else "whole answer"
+        ),
     }
     for name, data in images.items():
         (out_dir / name).write_bytes(data)
