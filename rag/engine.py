@@ -29,6 +29,7 @@ from rag.prompt import build_prompt, fit_passages, refusal
 from rag.retrieve import dense_weight_for, min_relevance_for, relevance, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
+CHAT_MARKUP_TOKENS = 5  # per message: "<|im_start|>role\n ... <|im_end|>\n" in Qwen's template
 
 
 class Engine:
@@ -134,7 +135,7 @@ class Engine:
             budget_tokens=budget,
             count_tokens=generator.count_tokens,
         )
-        prompt_tokens = sum(generator.count_tokens(m.content) for m in messages)
+        prompt_tokens = sum(generator.count_tokens(m.content) + CHAT_MARKUP_TOKENS for m in messages)
         t_prompt = time.perf_counter() - t_prompt_start
         pieces: list[str] = []
         first_token = None

@@ -179,3 +179,11 @@ def openai_server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def qwen(qwen_folder):
+    """The real default generator, loaded once (about 5 s; each answer costs seconds: keep few)."""
+    from rag.generate import TransformersGenerator
+
+    return TransformersGenerator(str(qwen_folder), name="qwen2.5-coder-0.5b-instruct")

@@ -1,0 +1,132 @@
+"""Generation speed with the default generator: prompt size -> time to first token, and tokens/s.
+
+Part 1 answers a typical question from an index of the sample manual with k = 1, 2, 3, 5 passages
+and reports prompt tokens (exact, the chat-formatted prompt), time to first token, total time,
+answer tokens and decode speed. Part 2 feeds prompts of fixed sizes to the model alone to fit
+first-token time ~ a + b * prompt tokens, the lever for choosing k and the passage budget.
+CPU times depend on what else runs: the load average is recorded with every run.
+
+    python bench/bench_generation.py --index /tmp/corpus-index
+    python bench/bench_generation.py --index /tmp/corpus-index --ks 3 --sizes 0 --max-new-tokens 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from ingest.records import Message
+from ingest.settings import load_settings
+from rag.engine import open_engine
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUESTIONS = [
+    "What is the frequency range of the sine/triangular wave generator WG?",
+    "¿Qué rango de voltaje admiten las entradas A1 y A2?",
+]
+
+
+def _time_stream(generator, messages: list[Message], max_new_tokens: int) -> dict:
+    prompt_tokens = int(generator.prompt_ids(messages).shape[1])
+    start = time.perf_counter()
+    first, text = None, ""
+    for piece in generator.stream(messages, max_new_tokens):
+        first = first if first is not None else time.perf_counter() - start
+        text += piece
+    total = time.perf_counter() - start
+    tokens = generator.count_tokens(text)
+    decode = (tokens - 1) / (total - first) if first is not None and tokens > 1 and total > first else 0.0
+    return {
+        "prompt_tokens": prompt_tokens,
+        "first_token_s": first,
+        "total_s": total,
+        "answer_tokens": tokens,
+        "decode_tokens_per_s": decode,
+        "text": text,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 5])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 600, 1000])
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    args = parser.parse_args()
+    settings = load_settings(index_dir=args.index).replace(max_new_tokens=args.max_new_tokens)
+    report: dict = {"load_average_start": os.getloadavg()[0], "runs": [], "sizes": []}
+    with open_engine(settings) as engine:
+        t0 = time.perf_counter()
+        generator = engine.generator
+        report["load_s"] = time.perf_counter() - t0
+        generator_name = generator.name
+        list(generator.stream([Message("user", "Hi")], 2))  # first call pays one-off set-up
+        print(f"{generator_name}: loaded in {report['load_s']:.1f} s; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"\n{'question':10} {'k':>2} | {'prompt tok':>10} | {'1st tok s':>9} | {'total s':>7} | {'tok':>4} | tok/s"
+        )
+        for q in QUESTIONS:
+            for k in args.ks:
+                t = time.perf_counter()
+                answer = engine.ask(q, k=k)
+                end_to_end = time.perf_counter() - t
+                t = answer.timings
+                decode = (
+                    (t.completion_tokens - 1) / (t.total - t.first_token) if t.completion_tokens > 1 else 0.0
+                )
+                run = {
+                    "question": q,
+                    "k": k,
+                    "prompt_tokens": t.prompt_tokens,
+                    "first_token_s": t.first_token,
+                    "total_s": end_to_end,
+                    "retrieve_s": t.retrieve,
+                    "answer_tokens": t.completion_tokens,
+                    "decode_tokens_per_s": decode,
+                    "refused": answer.refused,
+                    "citations": [f"{c.source} p. {c.page}" for c in answer.citations],
+                    "text": answer.text,
+                }
+                report["runs"].append(run)
+                print(
+                    f"{q[:10]:10} {k:2d} | {t.prompt_tokens:10d} | {t.first_token:9.2f} | {end_to_end:7.2f} | "
+                    f"{t.completion_tokens:4d} | {decode:5.1f}   {answer.text[:60]!r}",
+                    flush=True,
+                )
+        filler = "The oscilloscope shows the voltage on A1 against time. " * 200
+        sizes = [s for s in args.sizes if s > 0]
+        if sizes:
+            print(f"\n{'prompt tok':>10} | {'1st tok s':>9} (model alone, 8 new tokens)")
+        for size in sizes:
+            words = filler.split()[: int(size * 0.75)]
+            messages = [Message("user", " ".join(words) + "\nSummarise in one sentence.")]
+            r = _time_stream(generator, messages, 8)
+            report["sizes"].append({k: v for k, v in r.items() if k != "text"})
+            print(f"{r['prompt_tokens']:10d} | {r['first_token_s']:9.2f}", flush=True)
+    if len(report["sizes"]) >= 2:
+        xs = [r["prompt_tokens"] for r in report["sizes"]]
+        ys = [r["first_token_s"] for r in report["sizes"]]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        a = my - b * mx
+        report["fit"] = {
+            "a_s": a,
+            "ms_per_prompt_token": 1000 * b,
+            "tokens_for_3s": (3 - a) / b if b else None,
+        }
+        print(
+            f"\nfirst token ~ {a:.2f} s + {1000 * b:.2f} ms x prompt tokens -> 3 s at {(3 - a) / b:.0f} tokens"
+        )
+    report["generator"] = generator_name
+    report["load_average_end"] = os.getloadavg()[0]
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_generation.json"
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
