@@ -1,8 +1,9 @@
 """One question, its retrieved passages and (optionally) its answer -> a ``QuestionResult``.
 
 Pure: no engine, no files. Retrieval metrics apply to answerable questions with gold; F1 and
-ROUGE-L to answerable questions with a gold answer; citation hit and groundedness to answers
-that were not refusals; language match to answers whose language can be told.
+ROUGE-L to answerable questions with a gold answer; citation hit, groundedness (against the
+cited passages) and faithfulness (against all retrieved passages) to answers that were not
+refusals; language match to answers whose language can be told.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def _answer_scores(question: Question, answer: Answer, record: AnswerRecord) -> 
     if not answer.refused:
         cited = {c.number: _cited_passage(c, answer) for c in answer.citations}
         scores["groundedness"] = metrics.groundedness(answer.text, {n: p.text for n, p in cited.items()})
+        # The same check against every retrieved passage, markers ignored: tells an answer that is
+        # faithful but uncited (a citation problem) from one that is made up.
+        everything = {i: p.text for i, p in enumerate(answer.passages, start=1)}
+        scores["faithfulness"] = metrics.groundedness(_MARKER.sub(" ", answer.text), everything)
         if question.answerable and question.gold:
             hit = any(matches(g, p) for g in question.gold for p in cited.values())
             scores["citation_hit"] = float(hit)

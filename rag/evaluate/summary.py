@@ -12,7 +12,7 @@ from rag.evaluate.metrics import percentile, refusal_scores
 from rag.evaluate.results import QuestionResult
 
 RETRIEVAL = ("hit@1", "hit@5", "hit@10", "mrr", "ndcg@10")
-ANSWER = ("f1", "rouge_l", "groundedness", "citation_hit", "lang_match", "judge")
+ANSWER = ("f1", "rouge_l", "groundedness", "faithfulness", "citation_hit", "lang_match", "judge")
 _QUALITY = ("mrr", "f1", "citation_hit", "refusal_correct", "groundedness")
 Summary = dict[str, float | int | None]
 

@@ -119,6 +119,8 @@ def test_answer_metrics(tmp_path):
     assert by_id["q2"].scores["groundedness"] == 0.0  # page 3 says nothing about PV1
     assert by_id["q3"].scores["f1"] == 0.0 and by_id["q3"].answer.refused
     assert by_id["q5"].scores["lang_match"] == 0.0 and by_id["q5"].scores["groundedness"] == 0.0
+    assert by_id["q5"].scores["faithfulness"] == 0.0  # in no retrieved passage either
+    assert by_id["q2"].scores["faithfulness"] == 1.0  # right text, wrong citation
     s = run.summary["all"]
     # refused: q3 (answerable) and q4 (unanswerable) -> precision 1/2; unanswerable q4, q5 -> recall 1/2
     assert s["refusal_precision"] == 0.5 and s["refusal_recall"] == 0.5
