@@ -71,6 +71,7 @@ def ingest_folder(
         raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
     root = folder.resolve()
     with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+        index.begin_write()  # a second writer fails now, not after the scan
         states = index.file_states(str(root))
         found = list(
             scan_folder(
@@ -107,6 +108,7 @@ def ingest_paths(
         raise NothingToIndex(f"{root} is not a folder; save the files in a folder first")
     root = root.resolve()
     with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+        index.begin_write()
         states = index.file_states(str(root))
         found = list(scan_files(root, list(paths), _max_bytes(settings), known=_known(states)))
         report = _run(index, root, found, states, embedder, settings, progress, remove_missing=False)

@@ -206,7 +206,8 @@ class Index:
     def apply(self, updates: Sequence[FileUpdate]) -> None:
         """Replace these files' chunks and vectors, in one transaction."""
         with self._lock:
-            self._begin_write()
+            self.begin_write()
+            self._sync()
             removed, added = catalog.apply(self._conn, updates)
             self._vectors.remove(removed)
             vectors = [u.vectors for u in updates if u.chunks]
@@ -217,7 +218,8 @@ class Index:
     def remove_file(self, root: str, path: str) -> bool:
         """Remove one file and its chunks; False if the index did not have it."""
         with self._lock:
-            self._begin_write()
+            self.begin_write()
+            self._sync()
             removed = catalog.remove(self._conn, root, path)
             if removed is None:
                 return False
@@ -228,7 +230,8 @@ class Index:
     def move_file(self, root: str, old: str, new: str, size: int, mtime: float) -> None:
         """Record that a file was renamed (same content): no chunk or vector changes."""
         with self._lock:
-            self._begin_write()
+            self.begin_write()
+            self._sync()
             catalog.move(self._conn, root, old, new, size, mtime)
             self._vectors_version = catalog.read_version(self._conn)
 
@@ -238,7 +241,8 @@ class Index:
             version = catalog.read_version(self._conn)
             if self._vectors_version == -1 and self.manifest.get("catalog_version") == version:
                 return  # nothing loaded, nothing written, and the file on disk is current
-            self._begin_write()
+            self.begin_write()
+            self._sync()
             if self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
                 return
             self._vectors.save(self.path / VECTORS)
@@ -267,15 +271,19 @@ class Index:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    # -- private -------------------------------------------------------------------------------
+    def begin_write(self) -> None:
+        """Take the folder's write lock (one writer at a time; held until ``close``).
 
-    def _begin_write(self) -> None:
-        """Take the folder's write lock once (one writer at a time), then catch up with the catalog."""
+        Every write method calls it; call it first to fail fast.
+
+        Raises:
+            IndexBusy: another process is writing this index.
+        """
         if self._write_lock is not None:
             return
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(self.path / LOCK))
+        lock = FileLock(str(self.path / LOCK), thread_local=False)
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -285,7 +293,8 @@ class Index:
         self._write_lock = lock
         for stale in self.path.glob(".*.tmp"):  # left by a writer killed mid-write
             stale.unlink(missing_ok=True)
-        self._sync()
+
+    # -- private -------------------------------------------------------------------------------
 
     def _sync(self) -> None:
         """Make the vectors in hand match the catalog's version: load the FAISS file if its stamp

@@ -17,7 +17,7 @@ from ingest import writer
 from ingest.errors import EmbedderMismatch, NothingToIndex
 from ingest.pipeline import ingest_folder, ingest_paths, remove_document
 from ingest.settings import Settings
-from ingest.store import VECTORS, open_index
+from ingest.store import VECTORS, IndexBusy, open_index
 from ingest.vectors import FlatVectors
 from tests.conftest import ROOT, SHARED
 from tests.fakes import HashEmbedder
@@ -88,9 +88,11 @@ def test_first_run_indexes_everything(docs: Path, tmp_path: Path) -> None:
 def test_rerun_with_nothing_changed_parses_and_embeds_nothing(docs: Path, tmp_path: Path, loads) -> None:
     run(docs, tmp_path / "ix")
     loads.clear()
+    faiss_written = (tmp_path / "ix" / VECTORS).stat().st_mtime_ns
     embedder = HashEmbedder()
     report = run(docs, tmp_path / "ix", embedder)
     assert embedder.calls == [] and loads == []
+    assert (tmp_path / "ix" / VECTORS).stat().st_mtime_ns == faiss_written
     assert sorted(report.unchanged) == ["es/guia.txt", "guide.md", "notes/faq.txt"]
     assert (report.added, report.updated, report.removed, report.chunks_added) == ((), (), (), 0)
 
@@ -321,3 +323,15 @@ def test_spanish_pdf_pages_with_gemma(gemma, tmp_path: Path) -> None:
         probe = chunks[len(chunks) // 2]
         hits = index.search_dense(gemma.embed_queries([probe.text[:200]])[0], 3)
         assert probe.id in [cid for cid, _ in hits]
+
+
+def test_a_second_writer_fails_fast(docs: Path, tmp_path: Path) -> None:
+    run(docs, tmp_path / "ix")
+    (docs / "guide.md").write_text("Changed while another process writes.")
+    with open_index(tmp_path / "ix") as other:
+        other.begin_write()
+        embedder = HashEmbedder()
+        with pytest.raises(IndexBusy, match="being written by another process"):
+            run(docs, tmp_path / "ix", embedder)
+        assert embedder.calls == []
+    assert run(docs, tmp_path / "ix").updated == ("guide.md",)
