@@ -36,6 +36,7 @@ def format_table(summary: Mapping[str, Mapping[str, float | int | None]]) -> str
     """The summary as a plain-text table: one row per metric, one column per scope."""
     scopes = list(summary)
     rows = [["metric", *scopes], ["questions", *[str(summary[s]["n"]) for s in scopes]]]
+    rows.append(["answerable", *[str(summary[s]["n_answerable"]) for s in scopes]])
     for name in metric_names(summary["all"]):
         rows.append([name, *[format_value(name, summary[s].get(name)) for s in scopes]])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -102,7 +103,7 @@ def _summary_table(summary: Mapping[str, Mapping[str, float | int | None]]) -> s
     scopes = list(summary)
     head = "".join(f"<th>{_e(s)}</th>" for s in scopes)
     rows = [f"<tr><th>metric</th>{head}</tr>"]
-    for name in ["n", *metric_names(summary["all"])]:
+    for name in ["n", "n_answerable", *metric_names(summary["all"])]:
         cells = "".join(f"<td class='n'>{format_value(name, summary[s].get(name))}</td>" for s in scopes)
         rows.append(f"<tr><td>{_e(name)}</td>{cells}</tr>")
     return f"<table>{''.join(rows)}</table>"
