@@ -93,8 +93,8 @@ def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, 
                 st.caption(":warning: The answer cites no passage: check it against these passages.")
                 render_passages(answer.passages, i, _locator(engine), open_first=latest, title="")
             render_citations(answer, i, _locator(engine), open_first=latest)
-        t = answer.timings
-        st.caption(f"{turn.generator} · {t.total:.1f} s · answer in {answer.lang}")
+        by = turn.generator if answer.timings.prompt_tokens else "no model needed"
+        st.caption(f"{by} · {answer.timings.total:.1f} s · answer in {answer.lang}")
         _render_feedback(i, turn, settings)
 
 
@@ -103,8 +103,7 @@ def _stream_answer(
 ) -> Turn | None:
     """Ask the engine and show the answer as it streams; None (after a message) on failure."""
     try:
-        with st.spinner("Loading the language model…"):
-            generator = get_generator(settings)
+        generator = get_generator(settings)  # cached; shows its own spinner when it loads
     except DocqaError as err:
         st.error(f"The language model could not be loaded: {err}")
         render_passages(engine.retrieve(question, k=settings.top_k, history=history), -1, _locator(engine))

@@ -26,6 +26,7 @@ from ui.resources import get_embedder
 from ui.uploads import UploadRejected, delete_upload, save_upload, uploads_dir
 
 FLASH_KEY = "docqa_documents_messages"
+_CONFIRM_KEY = "docqa_confirm_delete"
 
 
 def list_documents(index_dir: Path) -> list[FileInfo]:
@@ -120,18 +121,21 @@ def _reindex(settings: Settings, files: list[FileInfo]) -> list[tuple[str, str]]
     return messages
 
 
-def _delete(settings: Settings, info: FileInfo) -> list[tuple[str, str]]:
+def _delete(settings: Settings, info: FileInfo) -> None:
+    """Button callback (runs before the next run, so the table and the checkbox are fresh)."""
+    st.session_state[_CONFIRM_KEY] = False
     if not remove_document(settings.index_dir, Path(info.root, info.path)):
-        return [("warning", f"{info.source} was not in the index any more.")]
+        st.session_state[FLASH_KEY] = [("warning", f"{info.source} was not in the index any more.")]
+        return
     delete_upload(uploads_dir(settings.index_dir), Path(info.root, info.path))
-    return [("success", f"Deleted {info.source} from the index.")]
+    st.session_state[FLASH_KEY] = [("success", f"Deleted {info.source} from the index.")]
 
 
 def _table(files: list[FileInfo]) -> None:
     rows = [
         {
             "document": f.source,
-            "pages": f.pages or None,
+            "pages": str(f.pages) if f.pages else "–",
             "passages": f.chunks,
             "size (KB)": round(f.size / 1024, 1),
             "modified": datetime.fromtimestamp(f.mtime).strftime("%Y-%m-%d %H:%M"),
@@ -172,7 +176,12 @@ def render_documents(settings: Settings) -> None:
         _then_rerun(_reindex(settings, [names[chosen]]))
     if middle.button("Re-index all", icon=":material/sync:"):
         _then_rerun(_reindex(settings, files))
-    confirm = right.checkbox("Yes, delete it", key="docqa_confirm_delete")
-    if right.button("Delete from the index", icon=":material/delete:", disabled=not confirm, type="primary"):
-        del st.session_state["docqa_confirm_delete"]
-        _then_rerun(_delete(settings, names[chosen]))
+    confirm = right.checkbox("Yes, delete it", key=_CONFIRM_KEY)
+    right.button(
+        "Delete from the index",
+        icon=":material/delete:",
+        disabled=not confirm,
+        type="primary",
+        on_click=_delete,
+        args=(settings, names[chosen]),
+    )

@@ -43,6 +43,8 @@ def streamlit_command(app: Path, host: str, port: int, max_upload_mb: float) -> 
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",  # no "Deploy" button: this app runs on the user's machine
     ]
 
 

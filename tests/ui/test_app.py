@@ -193,6 +193,7 @@ def test_documents_upload_and_delete(index_dir: Path, embedder: HashEmbedder) ->
     assert "Deleted evil name.txt" in _texts(at.success)
     assert "evil name.txt" not in list(at.dataframe[0].value["document"])
     assert not (index_dir / "uploads" / "evil name.txt").exists()
+    assert at.checkbox(key="docqa_confirm_delete").value is False
 
 
 def test_an_upload_becomes_answerable(index_dir: Path, embedder: HashEmbedder) -> None:
