@@ -113,12 +113,17 @@ def _stream_answer(
     box = st.empty()
     box.markdown("_Searching the manuals…_")
     text, answer = "", None
-    for item in engine.stream(question, history=history, k=settings.top_k, language=language):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            text += item
-            box.markdown(text + " ▌")
+    try:
+        for item in engine.stream(question, history=history, k=settings.top_k, language=language):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                text += item
+                box.markdown(text + " ▌")
+    except DocqaError as err:  # e.g. the server went away mid-answer
+        box.markdown(text)
+        st.error(f"The answer could not be finished: {err}")
+        return None
     if answer is None:
         st.error("The engine returned no answer; try again.")
         return None

@@ -174,7 +174,7 @@ def render_documents(settings: Settings) -> None:
     left, middle, right = st.columns(3)
     if left.button("Re-index this document", icon=":material/sync:"):
         _then_rerun(_reindex(settings, [names[chosen]]))
-    if middle.button("Re-index all", icon=":material/sync:"):
+    if middle.button("Re-index all", icon=":material/sync:", key="docqa_reindex_all"):
         _then_rerun(_reindex(settings, files))
     confirm = right.checkbox("Yes, delete it", key=_CONFIRM_KEY)
     right.button(

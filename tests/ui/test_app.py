@@ -153,6 +153,26 @@ def test_a_generator_that_fails_to_load_is_a_message(
     assert "Closest passages" in _texts(at.caption)
 
 
+def test_an_unreachable_server_is_a_message(index_dir: Path, embedder: HashEmbedder) -> None:
+    at = _app(embedder)
+    at.sidebar.selectbox(key="generator").set_value("openai").run()
+    at.sidebar.text_input(key="openai_base_url").set_value("http://127.0.0.1:9/v1")
+    at.sidebar.text_input(key="openai_model").set_value("served-model")
+    _ask(at, "How do I measure a voltage?")
+    assert "could not be finished" in _texts(at.error)
+    assert "127.0.0.1:9" in _texts(at.error)
+
+
+def test_reindex_picks_up_a_changed_file(index_dir: Path, embedder: HashEmbedder) -> None:
+    manual = index_dir.parent / "docs" / "manual.md"
+    manual.write_text(MANUAL + "\n## Current\nThe constant current source gives 1.1 mA.\n", encoding="utf-8")
+    at = _app(embedder, ReplayGenerator())
+    at.sidebar.radio(key="view").set_value("Documents").run()
+    at.button(key="docqa_reindex_all").click().run()
+    assert not at.exception, at.exception
+    assert "1 updated, 1 unchanged" in _texts(at.success)
+
+
 def test_feedback_is_stored_and_exported(index_dir: Path, embedder: HashEmbedder) -> None:
     generator = ReplayGenerator("Connect the red wire to input A1 [1].")
     at = _ask(_app(embedder, generator), "How do I measure a voltage?")
