@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{report.chunks_added} chunks embedded in {report.seconds:.0f} s",
         file=sys.stderr,
     )
+    for skipped in report.skipped:
+        print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     mode = "-retrieval" if args.retrieval_only else ""
     out = Path(args.out or work / "runs" / f"{key}-{args.embedder}{mode}")
     with open_engine(settings, embedder=embedder) as engine:

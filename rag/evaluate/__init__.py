@@ -8,10 +8,11 @@ output (see ``metrics.py``). The pieces, each usable alone:
 - ``report.write_report(run)``: report.html with embedded plots, plus the PNGs;
   ``report.format_table(run.summary)`` for the console.
 - ``compare.compare_runs(load_run(a), load_run(b))``: two runs side by side.
+- ``judge.LLMJudge(generator)``: an optional LLM grade of each answer (off by default).
 
 Example:
     >>> from rag.evaluate import evaluate, load_questions            # doctest: +SKIP
-    >>> run = evaluate(load_questions(Path("corpus/questions.jsonl")), engine, out_dir=Path("out/e"))
+    >>> run = evaluate(load_questions(Path("corpus/questions.jsonl")), engine, out_dir=Path("o"))  # doctest: +SKIP
 """
 
 from rag.evaluate.gold import GoldRef, parse_gold

@@ -35,8 +35,10 @@ class LLMJudge:
     def __call__(self, question: Question, answer: str) -> float | None:
         """The grade of ``answer`` scaled to 0..1, or None when the reply holds no grade.
 
-        >>> from tests.fakes import ReplayGenerator                      # doctest: +SKIP
-        >>> LLMJudge(ReplayGenerator("4"))(Question("q", "Why?", answer="Because."), "Because.")
+        >>> class Fixed:
+        ...     def stream(self, messages, max_new_tokens):
+        ...         yield "Grade: 4"
+        >>> LLMJudge(Fixed())(Question("q", "Why?", answer="Because."), "Because.")
         0.75
         """
         prompt = f"QUESTION: {question.question}\nREFERENCE: {question.answer}\nANSWER: {answer}\nGRADE:"
