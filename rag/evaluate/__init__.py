@@ -11,8 +11,8 @@ output (see ``metrics.py``). The pieces, each usable alone:
 - ``judge.LLMJudge(generator)``: an optional LLM grade of each answer (off by default).
 
 Example:
-    >>> from rag.evaluate import evaluate, load_questions            # doctest: +SKIP
-    >>> run = evaluate(load_questions(Path("corpus/questions.jsonl")), engine, out_dir=Path("o"))  # doctest: +SKIP
+    >>> questions = load_questions(Path("corpus/questions.jsonl"))  # doctest: +SKIP
+    >>> run = evaluate(questions, engine, out_dir=Path("out/eval/run"))  # doctest: +SKIP
 """
 
 from rag.evaluate.gold import GoldRef, parse_gold
