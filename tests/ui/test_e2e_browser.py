@@ -5,21 +5,26 @@ Builds an index of the expEYES-17 manual in English and Spanish with the default
 starts ``docqa ui`` on a free localhost port and drives Debian's chromium with playwright (no
 browser download): an English and a Spanish question get a streamed answer with a source page, an
 unrelated question is refused with the closest passages, an uploaded note becomes answerable, and
-once deleted it is no longer cited. A screenshot of each step is saved in ``$DOCQA_SCREENSHOTS``
-(default ``out/screenshots``).
+once deleted it is no longer cited; last, the generator is switched in the sidebar to an
+OpenAI-compatible server (a stand-in that streams a fixed, cited reply) to check the cited sentence
+is marked in the passage and on the page. A screenshot of each step is saved in
+``$DOCQA_SCREENSHOTS`` (default ``out/screenshots``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -251,3 +256,52 @@ def test_upload_becomes_answerable_and_delete_stops_citing_it(page, tmp_path: Pa
     message, _ = _ask(page, NOTE_QUESTION, watch_stream=False)
     assert not any("zx81-probe" in label for label in _source_labels(message)), _source_labels(message)
     _shoot(page, "07-deleted-not-cited.png")
+
+
+class _CitingServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat server that streams one fixed reply citing passage [1]."""
+
+    reply = "The inputs A1 and A2 can measure voltages within the ±16 volts range [1]."
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in re.findall(r"\S+\s*", self.reply):
+            event = {"choices": [{"delta": {"content": piece}}]}
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(0.1)
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_cited_sentence_is_marked_in_the_passage_and_on_the_page(page) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CitingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stSelectbox").click()
+        page.get_by_role("option", name=re.compile("OpenAI-compatible server")).click()
+        _idle(page)
+        url = sidebar.get_by_label("Server base URL")
+        url.fill(f"http://127.0.0.1:{server.server_address[1]}/v1")
+        url.press("Enter")
+        _idle(page)
+        model = sidebar.get_by_label("Model (empty: the server's first)")
+        model.fill("stand-in")
+        model.press("Enter")
+        _idle(page)
+        message, snapshots = _ask(page, "What voltage range is allowed on the inputs A1 and A2?")
+    finally:
+        server.shutdown()
+    assert len(snapshots) >= 2
+    labels = _source_labels(message)
+    assert "[1] eyes17/en/eyes17.pdf · page" in labels[0], labels
+    assert "±16 volts" in message.locator("mark").first.inner_text()
+    assert message.locator("[data-testid='stImage'] img").count() == 1
+    assert "openai:stand-in" in message.inner_text()
+    _shoot(page, "08-cited-openai.png")
