@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 SUPPORT = 0.5  # share of a sentence's content words its cited passages must hold
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W\d_]+|\d+")  # letters or digits: "5V" -> "5", "v" as in "5 V"
 _MARKER = re.compile(r"\[(\d+)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
 # Articles and the most frequent function words of English and Spanish, left out of F1/ROUGE-L
@@ -108,9 +108,9 @@ def ndcg(relevant: Sequence[bool], n_gold: int, cutoff: int = 10) -> float:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-case words without citation markers and function words.
+    """Lower-case words and numbers without citation markers and function words.
 
-    >>> tokens("The SEN input [2] is at 3.3 V.")
+    >>> tokens("The SEN input [2] is at 3.3V.")
     ['sen', 'input', '3', '3', 'v']
     """
     return [w for w in _WORD.findall(_MARKER.sub(" ", text).casefold()) if w not in _FUNCTION_WORDS]

@@ -54,6 +54,7 @@ def test_token_f1_and_rouge_l():
     assert metrics.token_f1("about 1.1 mA", "The nominal value is 1.1 mA") == pytest.approx(2 / 3)
     assert metrics.token_f1("Yes [1].", "yes") == 1.0  # markers and case do not count
     assert metrics.token_f1("", "anything") == 0.0
+    assert metrics.token_f1("PV1: from -5V to +5V", "from -5 V to +5 V (PV1)") == 1.0  # units split off
     # pred: connect resistor sen (3); gold: connect resistor between sen ground (5); LCS 3
     assert metrics.rouge_l(
         "connect the resistor to SEN", "connect resistor between SEN and ground"
