@@ -116,6 +116,8 @@ def format_comparison(c: Comparison) -> str:
     lines.append(f"\n{'scope':<6} {'metric':<{width}} {'A':>9} {'B':>9} {'B-A':>8}")
     for m in c.metrics:
         delta = "" if m.delta is None or m.metric == "n" else f"{m.delta:+.3f}"
+        if m.delta is not None and m.metric.startswith("latency"):
+            delta = f"{m.delta:+.2f}s"
         lines.append(
             f"{m.scope:<6} {m.metric:<{width}} {format_value(m.metric, m.a):>9} "
             f"{format_value(m.metric, m.b):>9} {delta:>8}"
