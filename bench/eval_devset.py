@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             limit=args.limit,
             sample=args.sample,
             seed=args.seed,
+            resume=not args.restart,
             describe={
                 "embedder": embedder.name,
                 "products": key,
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/docqa-devset", help="documents, index and runs")
     parser.add_argument("--out", default=None, help="run folder (default under --work)")
+    parser.add_argument("--restart", action="store_true", help="start over instead of resuming the run")
     return parser
 
 
@@ -138,13 +140,19 @@ def _write_folder(questions: list[dict], products: list[str], docs: Path) -> Non
 
 
 def _write_questions(questions: list[dict], products: list[str], unanswerable: int, path: Path) -> None:
+    """Gold = the question's answer file; for answers with the same text (a few Spanish FAQ
+    answers are the English ones) the file the index keeps: ingestion indexes identical files
+    once, under the first path."""
+    kept: dict[str, str] = {}
+    for q in sorted(questions, key=lambda q: q["id"]):
+        kept.setdefault(q["answer"], f"answers/{q['id']}.txt")
     rows = [
         {
             "id": q["id"],
             "lang": q["lang"],
             "question": q["question"],
             "answer": q["answer"],
-            "gold": f"answers/{q['id']}.txt",
+            "gold": kept[q["answer"]],
         }
         for q in questions
         if _product(q) in products
