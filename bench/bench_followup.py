@@ -90,10 +90,14 @@ def main() -> None:
     rows = []
 
     def search(query: str, lang: str) -> list:
-        from rag.retrieve import dense_weight_for
-
         return retrieve(
-            query, engine.index, engine.embedder, k=args.k, dense_weight=dense_weight_for(settings, lang)
+            query,
+            engine.index,
+            engine.embedder,
+            k=args.k,
+            dense_weight=settings.dense_weight,
+            lang=lang,
+            lang_bonus=settings.same_language_bonus,
         )
 
     for qid, (previous, follow_up) in PAIRS.items():

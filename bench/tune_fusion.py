@@ -49,14 +49,17 @@ def _pieces(text: str, size: int = 1000) -> list[str]:
     return [p for p in out if p]
 
 
-def _corpus(questions: list[dict], distractors: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
-    """(texts, doc ids, sources) of the pieces: every answer, then sampled manual pieces."""
+def _corpus(
+    questions: list[dict], distractors: int, seed: int = 0
+) -> tuple[list[str], list[str], list[str], int]:
+    """(texts, doc ids, sources, number of answer pieces): every answer, then sampled manual pieces."""
     texts, docs, sources = [], [], []
     for q in questions:
         for piece in _pieces(q["answer"]):
             texts.append(piece)
             docs.append(q["id"])
             sources.append(q["source"])
+    answers = len(texts)
     if distractors:
         manual = []
         for folder in sorted((DEV / "corpus").iterdir()):
@@ -68,7 +71,7 @@ def _corpus(questions: list[dict], distractors: int, seed: int = 0) -> tuple[lis
             texts.append(piece)
             docs.append(doc)
             sources.append(source)
-    return texts, docs, sources
+    return texts, docs, sources, answers
 
 
 def _cached(embed, texts: list[str], path: Path, batch: int = 64) -> np.ndarray:
@@ -132,6 +135,13 @@ def _threshold_table(pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
         f1 = 2 * precision * recall / max(1e-9, precision + recall)
         best = max(best, (float(f1), float(t)))
     keep95 = float(np.quantile(pos, 0.05))
+    grid = {
+        f"{t:.2f}": {
+            "answerable_kept": float((pos >= t).mean()),
+            "unanswerable_refused": float((neg < t).mean()),
+        }
+        for t in np.arange(0.20, 0.61, 0.05)
+    }
     return {
         "f1_threshold": best[1],
         "f1": best[0],
@@ -141,6 +151,7 @@ def _threshold_table(pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
         "unanswerable_refused_at_keep95": float((neg < keep95).mean()),
         "answerable_median": float(np.median(pos)),
         "unanswerable_median": float(np.median(neg)),
+        "grid": grid,
     }
 
 
@@ -152,11 +163,17 @@ def main() -> None:
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     questions = [json.loads(line) for line in (DEV / "questions.jsonl").open(encoding="utf-8")]
-    texts, docs, sources = _corpus(questions, args.distractors)
-    key = hashlib.sha256("\n\0".join(texts).encode()).hexdigest()[:12]
+    texts, docs, sources, answers = _corpus(questions, args.distractors)
     embedder = load_embedder(args.embedder, load_settings().models_dir)
     print(f"{len(questions)} questions, {len(texts)} pieces; embedding with {embedder.name}")
-    doc_vecs = _cached(embedder.embed_documents, texts, args.cache / f"{embedder.name}-docs-{key}.npy")
+    parts = []
+    for part in (texts[:answers], texts[answers:]):  # cached apart: distractors reuse the answers'
+        if part:
+            key = hashlib.sha256("\n\0".join(part).encode()).hexdigest()[:12]
+            parts.append(
+                _cached(embedder.embed_documents, part, args.cache / f"{embedder.name}-docs-{key}.npy")
+            )
+    doc_vecs = np.concatenate(parts)
     q_vecs = _cached(
         embedder.embed_queries,
         [q["question"] for q in questions],
@@ -188,6 +205,28 @@ def main() -> None:
             )
             print(f"{method:7} {w:4.1f} | {cells}")
 
+    from ingest.lang import detect_language
+
+    piece_lang = [detect_language(t) for t in texts]
+    print("\nsame-language bonus (minmax): nDCG@10 en / es")
+    for w in (0.6, 0.7, 0.9):
+        for bonus in (0.0, 0.1, 0.2):
+            row = {}
+            for lang in ("en", "es"):
+                ranks = []
+                for i, q in enumerate(questions):
+                    if q["lang"] != lang:
+                        continue
+                    fused = fuse(dense_lists[i], lexical_lists[i], w)
+                    fused = sorted(
+                        ((c, s + (bonus if piece_lang[int(c)] == lang else 0.0)) for c, s in fused),
+                        key=lambda x: -x[1],
+                    )
+                    ranks.append(_rank_of(q["id"], fused, docs))
+                row[lang] = _metrics(ranks)
+            report.setdefault("lang_bonus", []).append({"dense_weight": w, "bonus": bonus, **row})
+            print(f"  w={w} bonus={bonus}: {row['en']['ndcg@10']:.3f} / {row['es']['ndcg@10']:.3f}")
+
     product_of = np.array(sources)
     calibration = {}
     for lang in ("en", "es", "all"):
@@ -208,6 +247,9 @@ def main() -> None:
             f"{c['keep95_threshold']:.3f} (refuses {c['unanswerable_refused_at_keep95']:.1%}); medians "
             f"{c['answerable_median']:.3f} / {c['unanswerable_median']:.3f}"
         )
+    print("  threshold: answerable kept / unanswerable refused (all questions)")
+    for t, g in calibration["all"]["grid"].items():
+        print(f"    {t}: {g['answerable_kept']:.1%} / {g['unanswerable_refused']:.1%}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"tune_fusion-{embedder.name}-d{args.distractors}.json"
     out.write_text(json.dumps(report, indent=1))

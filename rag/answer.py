@@ -19,6 +19,20 @@ _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 _WORD = re.compile(r"\w{3,}")
 MAX_QUOTE_CHARS = 400
+MIN_SUPPORT = 0.6  # share of a sentence's content words a passage must hold to be cited for it
+# An echo of a passage header copied from the prompt: "[1] (eyes17.pdf, p. 8, Intro)".
+_HEADER_ECHO = re.compile(
+    r"\[(\d+)\]\s*\((?:[^()\n]*\.(?:pdf|html?|txt|md|epub|docx)\b[^()\n]*)\)", re.IGNORECASE
+)
+# A sentence (without a citation marker) and its closing punctuation.
+_CLAIM = re.compile(r"([^.!?\n\[\]]*[^\W_][^.!?\n\[\]]*?)([.!?]|\n|$)")
+_STOPWORD_TEXT = (  # folded (no accents), as _content compares them
+    "the and for are is was with this that from can you your its it's not but have has into "
+    "which what when where how why who use used using also then than there their they them "
+    "el la los las de del que en un una por para con se es son su sus al lo como mas pero "
+    "si ya cuando donde cual it to of in on at by an as or be do if no so we my up le les mi tu"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 # Refusals, matched on lower-cased text without accents.
 _REFUSAL_EXACT = ("i could not find this in the documents", "no encontre esto en los documentos")
@@ -51,10 +65,12 @@ def build_answer(
         lang: the language the answer was asked for.
         timings: step timings to attach.
     """
-    text, numbers, invalid = clean_citations(raw_text.strip(), len(prompt_passages))
-    citations = tuple(
-        _citation(n, prompt_passages[n - 1], _citing_sentence(text, n)) for n in numbers
+    text, numbers, invalid = clean_citations(
+        _HEADER_ECHO.sub(r"[\1]", raw_text.strip()), len(prompt_passages)
     )
+    if not numbers and not is_refusal(text):
+        text, numbers = attribute(text, prompt_passages)
+    citations = tuple(_citation(n, prompt_passages[n - 1], _citing_sentence(text, n)) for n in numbers)
     refused = is_refusal(text) and (not citations or len(_WORD.findall(text)) <= 25)
     return Answer(
         question=question,
@@ -97,6 +113,50 @@ def clean_citations(text: str, count: int) -> tuple[str, list[int], int]:
     cleaned = _MARKER.sub(_replace, text)
     cleaned = re.sub(r"[ \t]*\0", "", cleaned)  # a removed marker takes its leading space along
     return cleaned, used, invalid
+
+
+def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
+    """Cite, for each sentence, the passage that states it, when the model cited nothing.
+
+    Small models often answer correctly without markers. A sentence is credited to the passage
+    holding most of its content words (at least ``MIN_SUPPORT`` of them, and two unless the
+    sentence has only one) and every number it contains; a sentence no passage supports stays
+    uncited, so an invented answer is still ``unsupported``.
+
+    >>> p = Passage("c", "f.pdf", "WG gives 5 Hz to 5 kHz sine waves.", 9, "", "en", 1.0, 1)
+    >>> attribute("The WG range is 5 Hz to 5 kHz.", [p])
+    ('The WG range is 5 Hz to 5 kHz [1].', [1])
+    """
+    vocab = [content_words(p.text) for p in passages]
+    used: list[int] = []
+
+    def _cite(match: re.Match[str]) -> str:
+        sentence, end = match.group(1), match.group(2)
+        words = content_words(sentence)
+        numbers = set(re.findall(r"\d+(?:[.,]\d+)?", sentence))
+        best, best_support = 0, 0.0
+        for n, passage_words in enumerate(vocab, 1):
+            shared = len(words & passage_words)
+            support = shared / len(words) if words else 0.0
+            if shared >= min(2, len(words)) and support > best_support and numbers <= passage_words:
+                best, best_support = n, support
+        if best_support < MIN_SUPPORT:
+            return match.group(0)
+        if best not in used:
+            used.append(best)
+        return f"{sentence} [{best}]{end}"
+
+    return _CLAIM.sub(_cite, text), used
+
+
+def content_words(text: str) -> set[str]:
+    """Content words and numbers of ``text``, folded: stopwords and one-letter words left out.
+
+    >>> sorted(content_words("¿Qué voltaje da la pila de limón? 0,9 V"))
+    ['0,9', 'da', 'limon', 'pila', 'voltaje']
+    """
+    tokens = re.findall(r"\d+(?:[.,]\d+)?|[^\W\d_]{2,}", _fold(text))
+    return {t for t in tokens if t not in _STOPWORDS}
 
 
 def is_refusal(text: str) -> bool:

@@ -26,7 +26,7 @@ from ingest.settings import Settings
 from rag.answer import build_answer
 from rag.generate import Generator, load_generator
 from rag.prompt import build_prompt, fit_passages, refusal
-from rag.retrieve import dense_weight_for, min_relevance_for, relevance, retrieve, search_query
+from rag.retrieve import min_relevance_for, relevance, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 CHAT_MARKUP_TOKENS = 5  # per message: "<|im_start|>role\n ... <|im_end|>\n" in Qwen's template
@@ -62,13 +62,14 @@ class Engine:
     ) -> list[Passage]:
         """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first."""
         question = check_question(question)
-        query = search_query(question, history)
         return retrieve(
-            query,
+            search_query(question, history),
             self.index,
             self.embedder,
             k=k or self.settings.top_k,
-            dense_weight=dense_weight_for(self.settings, detect_language(question)),
+            dense_weight=self.settings.dense_weight,
+            lang=self._language(question, history),
+            lang_bonus=self.settings.same_language_bonus,
         )
 
     def ask(
@@ -126,7 +127,7 @@ class Engine:
             self.settings.context_tokens,
             generator.context_window - self.settings.max_new_tokens - PROMPT_OVERHEAD_TOKENS,
         )
-        shown = fit_passages(passages, budget, generator.count_tokens)
+        shown = fit_passages(passages, budget, generator.count_tokens, question)
         messages = build_prompt(
             question,
             shown,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,9 @@ class Generator(Protocol):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes in this model's prompt."""
         ...
+
+
+PREFIX_CACHE_SIZE = 8  # prompt prefixes kept prefilled (rules + examples per language, conversations)
 
 
 class TransformersGenerator:
@@ -71,6 +75,8 @@ class TransformersGenerator:
                 "another with --generator"
             ) from None
         self._model.eval()
+        self._prefixes: OrderedDict[tuple[int, ...], object] = OrderedDict()  # token ids -> KV cache
+        self._prefix_lock = threading.Lock()
         self.name = name or Path(folder).name
         limit = getattr(self._model.config, "max_position_embeddings", context_window)
         self.context_window = min(context_window, int(limit))
@@ -78,11 +84,11 @@ class TransformersGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def prompt_ids(self, messages: Sequence[Message]):
+    def prompt_ids(self, messages: Sequence[Message], *, generation_prompt: bool = True):
         """Token ids of the chat-formatted prompt (a 1 x n tensor)."""
         return self._tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
+            add_generation_prompt=generation_prompt,
             return_tensors="pt",
             return_dict=True,
         )["input_ids"]
@@ -92,6 +98,7 @@ class TransformersGenerator:
         from transformers import TextIteratorStreamer
 
         input_ids = self.prompt_ids(messages)
+        cache = self._prefix_cache(messages, input_ids)
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 
@@ -105,6 +112,7 @@ class TransformersGenerator:
                         do_sample=False,
                         streamer=streamer,
                         pad_token_id=self._tokenizer.eos_token_id,
+                        cache=cache,
                     )
             except BaseException as err:  # surfaced in the caller's thread below
                 errors.append(err)
@@ -118,6 +126,38 @@ class TransformersGenerator:
         worker.join()
         if errors:
             raise GeneratorUnavailable(f"generation failed: {errors[0]}") from errors[0]
+
+    def _prefix_cache(self, messages: Sequence[Message], input_ids):
+        """A KV cache holding all of the prompt but its last message, or None.
+
+        docqa's prompts start with the same messages (rules, worked examples, then the
+        conversation so far), so the cache of ``messages[:-1]`` is kept (``PREFIX_CACHE_SIZE``
+        of them) and the next prompt that starts with it prefills only what is new: on a CPU,
+        prefill is most of the time to first token. Splitting the prefill costs nothing extra.
+        """
+        import copy
+
+        import torch
+
+        if len(messages) < 2:
+            return None
+        target = self.prompt_ids(messages[:-1], generation_prompt=False)[0].tolist()
+        ids = input_ids[0].tolist()
+        if len(target) >= len(ids) or ids[: len(target)] != target:
+            return None  # the template does not render the leading messages as a plain prefix
+        key = tuple(target)
+        with self._prefix_lock:
+            if key not in self._prefixes:
+                known = [k for k in self._prefixes if len(k) < len(key) and key[: len(k)] == k]
+                start = max(known, key=len, default=())
+                cache = copy.deepcopy(self._prefixes[start]) if start else None
+                with torch.inference_mode():
+                    rest = torch.tensor([target[len(start) :]])
+                    self._prefixes[key] = self._model(input_ids=rest, cache=cache, use_cache=True).cache
+                if len(self._prefixes) > PREFIX_CACHE_SIZE:
+                    self._prefixes.popitem(last=False)
+            self._prefixes.move_to_end(key)
+            return copy.deepcopy(self._prefixes[key])
 
 
 def load_generator(settings: Settings) -> Generator:

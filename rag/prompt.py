@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from ingest.records import Message, Passage
+from rag.answer import content_words
 
 REFUSALS = {
     "en": "I could not find this in the documents.",
@@ -62,6 +63,36 @@ _SYSTEM = (
 )
 
 
+_EXAMPLES = {
+    "en": (
+        (
+            "guide.pdf, p. 4, Battery",
+            "The battery lasts about 8 hours. Charge it with the USB cable for 2 hours.",
+            "How long does the battery last?",
+            "About 8 hours on a charge [1].",
+        ),
+        (
+            "guide.pdf, p. 7, Display",
+            "Press MODE to switch the display between volts and amperes.",
+            "What colour is the case?",
+        ),
+    ),
+    "es": (
+        (
+            "guia.pdf, p. 4, Batería",
+            "La batería dura unas 8 horas. Cárguela con el cable USB durante 2 horas.",
+            "¿Cuánto dura la batería?",
+            "Unas 8 horas por carga [1].",
+        ),
+        (
+            "guia.pdf, p. 7, Pantalla",
+            "Pulse MODE para cambiar la pantalla entre voltios y amperios.",
+            "¿De qué color es la caja?",
+        ),
+    ),
+}
+
+
 def refusal(language: str) -> str:
     """The refusal sentence in ``language`` (English for languages without one)."""
     return REFUSALS.get(language, REFUSALS["en"])
@@ -88,56 +119,116 @@ def build_prompt(
         count_tokens: the generator's token counter.
 
     Returns:
-        [system, *history, user]; the user message holds the passages and the question.
+        [system, *worked examples, *history, user]; the last message holds the passages and
+        the question.
     """
-    fitted = fit_passages(passages, budget_tokens, count_tokens)
+    fitted = fit_passages(passages, budget_tokens, count_tokens, question)
     name = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
     system = _SYSTEM.format(refusal=refusal(language), language=name)
-    block = "\n\n".join(f"[{i}] ({_location(p)})\n{_data(p.text)}" for i, p in enumerate(fitted, 1))
-    user = (
-        f"<passages>\n{block}\n</passages>\n\n"
-        f"Question: {question.strip()}\n"
-        f"Answer in {name} from the passages, citing them like [1]."
-    )
     return [
         Message("system", system),
+        *_examples(language),
         *_recent(history, HISTORY_TOKENS, count_tokens),
-        Message("user", user),
+        Message("user", _user_message(question, [(_location(p), _data(p.text)) for p in fitted], name)),
+    ]
+
+
+def _user_message(question: str, passages: Sequence[tuple[str, str]], language_name: str) -> str:
+    block = "\n\n".join(f"[{i}] ({where})\n{text}" for i, (where, text) in enumerate(passages, 1))
+    return (
+        f"<passages>\n{block}\n</passages>\n\n"
+        f"Question: {question.strip()}\n"
+        f"Answer in {language_name} from the passages, citing them like [1]."
+    )
+
+
+def _examples(language: str) -> list[Message]:
+    """Two worked turns, a cited answer and a refusal, in the answer's language.
+
+    Small models copy a format far better than they follow a rule. These turns are the same for
+    every question, so a generator that caches its prompt prefix prefills them once.
+    """
+    lang = language if language in _EXAMPLES else "en"
+    name = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
+    (where, text, question, answer), (where2, text2, question2) = _EXAMPLES[lang]
+    return [
+        Message("user", _user_message(question, [(where, text)], name)),
+        Message("assistant", answer),
+        Message("user", _user_message(question2, [(where2, text2)], name)),
+        Message("assistant", refusal(language)),
     ]
 
 
 def fit_passages(
-    passages: Sequence[Passage], budget_tokens: int, count_tokens: Callable[[str], int]
+    passages: Sequence[Passage],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    question: str = "",
 ) -> list[Passage]:
-    """The leading passages whose texts fit ``budget_tokens``; the last one may be cut.
+    """The passages cut to fit ``budget_tokens`` together, best first.
 
-    Lower-ranked passages are dropped first, so the numbering of the kept ones does not change.
+    Each passage gets an equal share of what is left (a short one leaves the rest to the next).
+    A longer passage is cut to the run of its lines that shares most words with ``question``
+    (its start when no question is given); a share under ``MIN_PASSAGE_TOKENS`` drops that passage
+    and the lower-ranked ones, so the numbering of the kept ones does not change.
     """
     kept: list[Passage] = []
     left = budget_tokens
-    for passage in passages:
-        cost = count_tokens(passage.text) + count_tokens(_location(passage)) + 4
-        if cost <= left:
+    count = len(passages)
+    while count > 1 and budget_tokens // count < MIN_PASSAGE_TOKENS + 12:  # 12: a typical header
+        count -= 1
+    for i, passage in enumerate(passages[:count]):
+        share = left // (count - i)
+        header = count_tokens(_location(passage)) + 4
+        cost = count_tokens(passage.text) + header
+        if cost <= share:
             kept.append(passage)
             left -= cost
             continue
-        room = left - count_tokens(_location(passage)) - 4
-        if room >= MIN_PASSAGE_TOKENS:
-            kept.append(dataclasses.replace(passage, text=_cut(passage.text, room, count_tokens)))
-        break
+        if share - header < MIN_PASSAGE_TOKENS:
+            break
+        text = _window(passage.text, share - header, count_tokens, content_words(question))
+        kept.append(dataclasses.replace(passage, text=text))
+        left -= count_tokens(text) + header
     return kept
 
 
+def _window(text: str, budget: int, count_tokens: Callable[[str], int], words: set[str]) -> str:
+    """The lines of ``text`` around the one sharing most ``words``, within ``budget`` tokens.
+
+    >>> _window("a\\nb\\nvoltage 5 V\\nc", 3, lambda t: len(t.split()), {"voltage"})
+    '… voltage 5 V …'
+    """
+    lines = text.strip().split("\n")
+    scores = [len(words & content_words(line)) for line in lines]
+    best = scores.index(max(scores))
+    first = last = best
+    used = count_tokens(lines[best])
+    if used > budget:
+        return _cut(lines[best], budget, count_tokens)
+    while True:
+        options = [j for j in (last + 1, first - 1) if 0 <= j < len(lines)]
+        options = [j for j in options if used + count_tokens(lines[j]) + 1 <= budget]
+        if not options:
+            break
+        j = max(options, key=lambda j: (scores[j], j > last))
+        used += count_tokens(lines[j]) + 1
+        first, last = min(first, j), max(last, j)
+    body = "\n".join(lines[first : last + 1])
+    return ("… " if first > 0 else "") + body + (" …" if last < len(lines) - 1 else "")
+
+
 def _location(passage: Passage) -> str:
-    """Where a passage is: ``"eyes17.pdf, p. 12 / Oscilloscope"``."""
-    parts = [passage.source]
-    where = []
+    """Where a passage is, kept short (it is prompt tokens): ``"eyes17.pdf, p. 12, Oscilloscope"``.
+
+    Only the file's name and the last heading level: the model needs a hint of context, the
+    reader gets the full location from the citation.
+    """
+    parts = [passage.source.rsplit("/", 1)[-1]]
     if passage.page is not None:
-        where.append(f"p. {passage.page}")
+        parts.append(f"p. {passage.page}")
     if passage.heading:
-        where.append(passage.heading)
-    if where:
-        parts.append(" / ".join(where))
+        parts.append(passage.heading.rsplit(" > ", 1)[-1])
     return ", ".join(parts)
 
 

@@ -23,6 +23,11 @@ from ingest.embed import Embedder
 from ingest.records import Message, Passage
 from ingest.settings import Settings
 
+# Refusal thresholds on the best passage's dense cosine, per embedder (bench/tune_fusion.py and
+# bench/check_refusal.py): the highest that keeps every answerable question of the sample manuals
+# and >= 95% of the dev set's (Gemma 0.35: 98.0% kept, 74.9% of other products' questions refused;
+# MiniLM 0.30: 97.4% / 71.5%). Cosine scales differ between models, so an unknown one gets 0.
+MIN_RELEVANCE = {"embeddinggemma-300m": 0.35, "all-minilm-l6-v2": 0.30}
 CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
 MIN_CANDIDATES = 20
 
@@ -35,6 +40,8 @@ def retrieve(
     k: int = 5,
     dense_weight: float = 0.7,
     candidates: int | None = None,
+    lang: str = "und",
+    lang_bonus: float = 0.0,
 ) -> list[Passage]:
     """The ``k`` best passages for ``question``, best first, with fused and per-list scores.
 
@@ -45,6 +52,9 @@ def retrieve(
         k: passages to return.
         dense_weight: weight of the dense score; the lexical score gets the rest.
         candidates: how many each retriever returns (default ``max(4k, 20)``).
+        lang: the question's language; with ``lang_bonus``, passages in it are preferred.
+        lang_bonus: added to the fused score of passages in ``lang`` (manuals often come in
+            several languages, and a cross-lingual embedder finds the same page in each).
 
     Returns:
         Passages with ``score`` (fused, 0..1, relative to this question's candidates),
@@ -59,8 +69,13 @@ def retrieve(
         dense = index.search_dense(np.asarray(vector, dtype=np.float32), n)
     if dense_weight < 1:
         lexical = index.search_lexical(question, n)
-    ranked = fuse(dense, lexical, dense_weight)[:k]
+    ranked = fuse(dense, lexical, dense_weight)
+    if not (lang_bonus and lang != "und"):
+        ranked = ranked[:k]
     chunks = {c.id: c for c in index.get_chunks([cid for cid, _ in ranked])}
+    if lang_bonus and lang != "und":
+        bonus = {cid: lang_bonus for cid, c in chunks.items() if c.lang == lang}
+        ranked = sorted(((cid, s + bonus.get(cid, 0.0)) for cid, s in ranked), key=lambda x: -x[1])[:k]
     dense_of, lexical_of = dict(dense), dict(lexical)
     passages = []
     for cid, score in ranked:
@@ -205,11 +220,8 @@ def _is_follow_up(question: str) -> bool:
     return starts or any(w in _ANAPHORA for w in words)
 
 
-def dense_weight_for(settings: Settings, lang: str) -> float:
-    """The fusion weight for a question in ``lang`` (see ``Settings.dense_weight``)."""
-    return settings.dense_weight
-
-
 def min_relevance_for(settings: Settings, embedder_name: str) -> float:
-    """The refusal threshold: ``settings.min_relevance``."""
-    return settings.min_relevance
+    """The refusal threshold: ``settings.min_relevance``, or the embedder's calibrated one if negative."""
+    if settings.min_relevance >= 0:
+        return settings.min_relevance
+    return MIN_RELEVANCE.get(embedder_name, 0.0)

@@ -82,7 +82,9 @@ def test_follow_up_uses_the_conversation_for_retrieval_only(tmp_path, index, emb
     assert followed[0].chunk_id == "c002" and alone[0].chunk_id != "c002"
     answer = engine.ask("And its range?", history=history)
     assert generator.prompts[0][-1].content.count("Question: And its range?") == 1
-    assert [m.role for m in generator.prompts[0]] == ["system", "user", "assistant", "user"]
+    prompt = generator.prompts[0]
+    assert [m.role for m in prompt[-3:]] == ["user", "assistant", "user"]
+    assert prompt[-3].content == "What does the sine wave generator WG produce?"
     assert answer.lang == "en"
 
 

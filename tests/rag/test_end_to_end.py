@@ -1,0 +1,73 @@
+"""End to end with the real default models on real manual pages (slow: each answer costs seconds).
+
+Pages 8-12 of the eyes17 manual in English and Spanish are cut into small PDFs (page 8 becomes
+page 1), indexed with EmbeddingGemma, and asked with Qwen2.5-Coder-0.5B under the default settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.lang import detect_language
+from ingest.settings import Settings
+from rag.engine import open_engine
+
+MANUALS = Path(__file__).resolve().parents[2] / "corpus" / "eyes17"
+FIRST_PAGE = 8  # page 1 of the cut PDFs is page 8 of the manuals
+
+
+def _cut(source: Path, target: Path, first: int, last: int) -> None:
+    import pypdfium2 as pdfium
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doc, out = pdfium.PdfDocument(source), pdfium.PdfDocument.new()
+    out.import_pages(doc, list(range(first - 1, last)))
+    out.save(target)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, gemma, qwen, models_dir):
+    from ingest.pipeline import ingest_folder
+
+    root = tmp_path_factory.mktemp("e2e")
+    for lang in ("en", "es"):
+        _cut(MANUALS / lang / "eyes17.pdf", root / "docs" / lang / "eyes17.pdf", FIRST_PAGE, FIRST_PAGE + 4)
+    settings = Settings(index_dir=root / "index", models_dir=models_dir).replace(max_new_tokens=64)
+    ingest_folder(root / "docs", settings.index_dir, gemma, settings)
+    with open_engine(settings, embedder=gemma, generator=qwen) as engine:
+        yield engine
+
+
+def _pages(answer, lang: str) -> set[int]:
+    return {c.page + FIRST_PAGE - 1 for c in answer.citations if c.source.startswith(f"{lang}/")}
+
+
+@pytest.mark.slow
+def test_english_question_cites_the_right_page_in_english(engine):
+    answer = engine.ask("What is the frequency range of the sine/triangular wave generator WG?")
+    assert not answer.refused, answer.text
+    assert "5 Hz" in answer.text and "5 kHz" in answer.text.replace("KHz", "kHz"), answer.text
+    assert 9 in _pages(answer, "en"), (answer.text, answer.citations)
+    assert answer.lang == "en" and detect_language(answer.text) == "en"
+    assert answer.timings.first_token < answer.timings.total
+
+
+@pytest.mark.slow
+def test_spanish_question_cites_the_right_page_in_spanish(engine):
+    answer = engine.ask("¿Qué rango de voltaje admiten las entradas A1 y A2?")
+    assert not answer.refused, answer.text
+    assert "16" in answer.text, answer.text
+    assert _pages(answer, "es") & {8, 9}, (answer.text, answer.citations)
+    assert answer.lang == "es" and detect_language(answer.text) == "es", answer.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question", ["What is the capital of Australia?", "¿Quién ganó la Copa Mundial de 2010?"]
+)
+def test_unrelated_question_is_refused_without_the_model(engine, question):
+    answer = engine.ask(question)
+    assert answer.refused and answer.timings.prompt_tokens == 0, answer.text
+    assert answer.passages  # the closest passages are still shown
