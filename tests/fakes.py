@@ -54,6 +54,7 @@ class ReplayGenerator:
     """Streams queued replies word by word and records every prompt it was given."""
 
     name = "replay"
+    context_window = 4096
 
     def __init__(self, *replies: str) -> None:
         self.replies = list(replies)

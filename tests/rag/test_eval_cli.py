@@ -40,10 +40,6 @@ QUESTIONS = [
 ]
 
 
-class _Generator(ReplayGenerator):
-    context_window = 4096  # the engine sizes its prompt from this; tests.fakes' replayer lacks it
-
-
 def _folder(tmp_path: Path) -> tuple[Path, Path]:
     docs = tmp_path / "docs"
     for name, text in DOCS.items():
@@ -59,7 +55,7 @@ def test_python_api_on_a_real_index(tmp_path):
     settings = load_settings(env={}, index_dir=tmp_path / "index", chunk_tokens=64, chunk_overlap=8)
     embedder = HashEmbedder()
     ingest_folder(docs, settings.index_dir, embedder, settings)
-    generator = _Generator(
+    generator = ReplayGenerator(
         "The SEN input is connected to 3.3 volts through a 5.1k resistor [1].",
         "Type /join and the channel name [1].",
         "I do not know.",

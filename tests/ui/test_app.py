@@ -15,8 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from ingest.pipeline import ingest_folder
 from ingest.settings import load_settings
-from tests.fakes import HashEmbedder
-from tests.fakes import ReplayGenerator as _ReplayGenerator
+from tests.fakes import HashEmbedder, ReplayGenerator
 from ui.feedback import export_questions, feedback_path
 from ui.resources import EMBEDDER_KEY, GENERATOR_KEY
 
@@ -34,12 +33,6 @@ MANUAL_ES = """# Medidas
 ## Voltaje
 Para medir un voltaje, conecte el cable rojo a la entrada A1 y lea el valor en la pantalla.
 """
-
-
-class ReplayGenerator(_ReplayGenerator):
-    """The replaying fake with the ``context_window`` the Generator protocol asks for."""
-
-    context_window = 4096
 
 
 @pytest.fixture()
