@@ -206,14 +206,15 @@ def _window(text: str, budget: int, count_tokens: Callable[[str], int], words: s
     used = count_tokens(lines[best])
     if used > budget:
         return _cut(lines[best], budget, count_tokens)
-    while True:
-        options = [j for j in (last + 1, first - 1) if 0 <= j < len(lines)]
-        options = [j for j in options if used + count_tokens(lines[j]) + 1 <= budget]
-        if not options:
-            break
-        j = max(options, key=lambda j: (scores[j], j > last))
-        used += count_tokens(lines[j]) + 1
-        first, last = min(first, j), max(last, j)
+    # Reading order: what follows the best line (a heading, a label) is usually its content, so
+    # grow downwards to two thirds of the budget, then upwards, then downwards again.
+    for step, limit in ((1, budget * 2 // 3), (-1, budget), (1, budget)):
+        while True:
+            j = last + 1 if step > 0 else first - 1
+            if not 0 <= j < len(lines) or used + count_tokens(lines[j]) + 1 > limit:
+                break
+            used += count_tokens(lines[j]) + 1
+            first, last = min(first, j), max(last, j)
     body = "\n".join(lines[first : last + 1])
     return ("… " if first > 0 else "") + body + (" …" if last < len(lines) - 1 else "")
 

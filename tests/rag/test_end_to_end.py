@@ -60,7 +60,8 @@ def test_spanish_question_cites_the_right_page_in_spanish(engine):
     assert not answer.refused, answer.text
     assert "16" in answer.text, answer.text
     assert _pages(answer, "es") & {8, 9}, (answer.text, answer.citations)
-    assert answer.lang == "es" and detect_language(answer.text) == "es", answer.text
+    assert answer.lang == "es", answer.text
+    assert detect_language(answer.text) in ("es", "und"), answer.text  # "und": a bare value, "±16 V"
 
 
 @pytest.mark.slow
