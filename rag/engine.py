@@ -29,6 +29,7 @@ from rag.prompt import build_prompt, fit_passages, refusal
 from rag.retrieve import min_relevance_for, relevance, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
+FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used
 CHAT_MARKUP_TOKENS = 5  # per message: "<|im_start|>role\n ... <|im_end|>\n" in Qwen's template
 
 
@@ -60,15 +61,31 @@ class Engine:
     def retrieve(
         self, question: str, *, k: int | None = None, history: Sequence[Message] = ()
     ) -> list[Passage]:
-        """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first."""
+        """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first.
+
+        With a conversation, the question is also searched prefixed by the previous user turn,
+        and those passages win when their best cosine is higher by ``FOLLOW_UP_MARGIN``: a
+        follow-up ("what is its range?") finds its topic, a change of topic keeps its own
+        (bench/bench_followup.py).
+        """
         question = check_question(question)
+        lang = self._language(question, history)
+        passages = self._search(question, k, lang)
+        query = search_query(question, history)
+        if query != question:
+            joined = self._search(query, k, lang)
+            if relevance(joined) > relevance(passages) + FOLLOW_UP_MARGIN:
+                return joined
+        return passages
+
+    def _search(self, query: str, k: int | None, lang: str) -> list[Passage]:
         return retrieve(
-            search_query(question, history),
+            query,
             self.index,
             self.embedder,
             k=k or self.settings.top_k,
             dense_weight=self.settings.dense_weight,
-            lang=self._language(question, history),
+            lang=lang,
             lang_bonus=self.settings.same_language_bonus,
         )
 

@@ -13,7 +13,6 @@ This module does not decide whether the passages are good enough to answer (the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,70 +153,17 @@ def relevance(passages: Sequence[Passage]) -> float:
     return max((p.dense_score for p in passages if p.dense_score is not None), default=0.0)
 
 
-# Words that make a short question lean on the previous turn ("what about its range?").
-_ANAPHORA = frozenset(
-    {
-        "it",
-        "its",
-        "it's",
-        "this",
-        "that",
-        "these",
-        "those",
-        "they",
-        "them",
-        "their",
-        "there",
-        "one",
-        "ones",
-        "same",
-        "also",
-        "eso",
-        "esto",
-        "esa",
-        "ese",
-        "esos",
-        "esas",
-        "ello",
-        "lo",
-        "la",
-        "los",
-        "las",
-        "le",
-        "les",
-        "su",
-        "sus",
-        "mismo",
-        "misma",
-        "también",
-        "tambien",
-    }
-)
-_FOLLOW_UP_WORDS = 8  # at most this many words, plus an anaphoric word or a leading "and/y"
-
-
 def search_query(question: str, history: Sequence[Message] = ()) -> str:
-    """The text to search for: the question, prefixed by the previous user turn for a follow-up.
+    """The question prefixed by the previous user turn: the search text for a possible follow-up.
 
-    Only retrieval uses this; the model still gets the question unchanged (and the history).
+    Only retrieval uses it (the model gets the question unchanged, and the history); the engine
+    keeps its passages only when they are more relevant than the question's own.
 
     >>> search_query("And its range?", [Message("user", "What is the voltmeter's input?")])
     "What is the voltmeter's input? And its range?"
     """
     previous = next((m.content for m in reversed(history) if m.role == "user"), "")
-    if not previous or not _is_follow_up(question):
-        return question
-    return f"{previous.strip()} {question}"
-
-
-def _is_follow_up(question: str) -> bool:
-    """Short and leaning on context: an anaphoric word, or starting with "and"/"y"/"what about"."""
-    words = re.findall(r"[^\W\d_]+", question.lower())
-    if not words or len(words) > _FOLLOW_UP_WORDS:
-        return False
-    lowered = question.lower().lstrip("¿ ")
-    starts = words[0] in ("and", "y", "e") or lowered.startswith(("what about", "how about"))
-    return starts or any(w in _ANAPHORA for w in words)
+    return f"{previous.strip()} {question}" if previous.strip() else question
 
 
 def min_relevance_for(settings: Settings, embedder_name: str) -> float:

@@ -88,6 +88,14 @@ def test_follow_up_uses_the_conversation_for_retrieval_only(tmp_path, index, emb
     assert answer.lang == "en"
 
 
+def test_a_change_of_topic_keeps_its_own_passages(tmp_path, index, embedder):
+    engine = Engine(_settings(tmp_path), index, embedder, ReplayGenerator())
+    history = [Message("user", "What does the sine wave generator WG produce?"), Message("assistant", "x")]
+    alone = engine.retrieve("How do I install the software on Debian?")
+    assert engine.retrieve("How do I install the software on Debian?", history=history) == alone
+    assert alone[0].chunk_id == "c005"
+
+
 def test_short_follow_up_keeps_the_conversation_language(tmp_path, index, embedder):
     engine = Engine(_settings(tmp_path), index, embedder, ReplayGenerator("5 Hz [1]."))
     history = [Message("user", "¿Qué produce el generador de onda sinusoidal?"), Message("assistant", "x")]
