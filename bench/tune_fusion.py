@@ -3,8 +3,8 @@
 Documents are the 453 gold answers (each cut into <= 1000-character pieces, a document scoring as
 its best piece), optionally plus N manual pieces of the dev corpus as distractors. Dense scores
 come from the real embedder (vectors cached as .npy, so a rerun costs seconds); lexical scores from
-an in-memory SQLite FTS5 table built like the index's (unicode61, diacritics folded, bm25); fusion
-is ``rag.retrieve.fuse`` itself. Reports nDCG@10, R@1 and hit@5 per language for each weight and
+an in-memory SQLite FTS5 table built like the index's (unicode61, diacritics folded, bm25) queried
+with ``rag.retrieve.lexical_query`` (stopwords dropped); fusion is ``rag.retrieve.fuse`` itself. Reports nDCG@10, R@1 and hit@5 per language for each weight and
 normalisation, then the refusal calibration: each question's best cosine against its own
 product's documents (answerable) and against each other product's (unanswerable).
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from ingest.embed import load_embedder
 from ingest.settings import load_settings
-from rag.retrieve import fuse
+from rag.retrieve import fuse, lexical_query
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "faq-dev"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,7 +95,7 @@ def _fts(texts: list[str]) -> sqlite3.Connection:
 
 
 def _lexical(db: sqlite3.Connection, question: str, n: int) -> list[tuple[str, float]]:
-    terms = [f'"{w}"' for w in re.findall(r"\w+", question.lower())]
+    terms = [f'"{w}"' for w in re.findall(r"[^\W_]+", lexical_query(question).lower())]
     if not terms:
         return []
     rows = db.execute(

@@ -30,7 +30,8 @@ _STOPWORD_TEXT = (  # folded (no accents), as _content compares them
     "the and for are is was with this that from can you your its it's not but have has into "
     "which what when where how why who use used using also then than there their they them "
     "el la los las de del que en un una por para con se es son su sus al lo como mas pero "
-    "si ya cuando donde cual it to of in on at by an as or be do if no so we my up le les mi tu"
+    "si ya cuando donde cual it to of in on at by an as or be do if no so we my up le les mi tu "
+    "does did should could would will about some any all been were may might must very just"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 

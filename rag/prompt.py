@@ -174,12 +174,13 @@ def fit_passages(
     """
     kept: list[Passage] = []
     left = budget_tokens
-    count = len(passages)
-    while count > 1 and budget_tokens // count < MIN_PASSAGE_TOKENS + 12:  # 12: a typical header
+    headers = [count_tokens(_location(p)) + 4 for p in passages]
+    count = len(passages)  # as many as can each get MIN_PASSAGE_TOKENS of text
+    while count > 1 and budget_tokens // count < MIN_PASSAGE_TOKENS + max(headers[:count]):
         count -= 1
     for i, passage in enumerate(passages[:count]):
         share = left // (count - i)
-        header = count_tokens(_location(passage)) + 4
+        header = headers[i]
         cost = count_tokens(passage.text) + header
         if cost <= share:
             kept.append(passage)

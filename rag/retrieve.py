@@ -13,6 +13,7 @@ This module does not decide whether the passages are good enough to answer (the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 from ingest.embed import Embedder
 from ingest.records import Message, Passage
 from ingest.settings import Settings
+from rag.answer import content_words
 
 # Refusal thresholds on the best passage's dense cosine, per embedder (bench/tune_fusion.py and
 # bench/check_refusal.py): the highest that keeps every answerable question of the sample manuals
@@ -67,7 +69,7 @@ def retrieve(
         vector = embedder.embed_queries([question])[0]
         dense = index.search_dense(np.asarray(vector, dtype=np.float32), n)
     if dense_weight < 1:
-        lexical = index.search_lexical(question, n)
+        lexical = index.search_lexical(lexical_query(question), n)
     ranked = fuse(dense, lexical, dense_weight)
     if not (lang_bonus and lang != "und"):
         ranked = ranked[:k]
@@ -98,6 +100,17 @@ def retrieve(
     return passages
 
 
+def lexical_query(question: str) -> str:
+    """The question's content words for BM25: stopwords match nearly every chunk, cost time on a
+    large index and add almost nothing to the ranking. The question itself if none is left.
+
+    >>> lexical_query("What is the range of the WG generator?")
+    'range wg generator'
+    """
+    words = [w for w in re.findall(r"[^\W_]+", question.lower()) if content_words(w)]
+    return " ".join(dict.fromkeys(words)) or question
+
+
 def fuse(
     dense: Sequence[tuple[str, float]],
     lexical: Sequence[tuple[str, float]],
@@ -112,8 +125,9 @@ def fuse(
     """
     dense_norm = _normalise([s for _, s in dense], method)
     lexical_norm = _normalise([s for _, s in lexical], method)
-    floor_d = min(dense_norm, default=0.0)
-    floor_l = min(lexical_norm, default=0.0)
+    # A candidate missing from a list ranks below all of that list's candidates.
+    floor_d = 0.0 if method == "minmax" else min(dense_norm, default=0.0) - 1.0
+    floor_l = 0.0 if method == "minmax" else min(lexical_norm, default=0.0) - 1.0
     d = {cid: s for (cid, _), s in zip(dense, dense_norm, strict=True)}
     lx = {cid: s for (cid, _), s in zip(lexical, lexical_norm, strict=True)}
     order = list(dict.fromkeys([cid for cid, _ in dense] + [cid for cid, _ in lexical]))

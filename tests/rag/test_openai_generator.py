@@ -71,3 +71,11 @@ def test_load_generator_builds_it_from_settings(openai_server, monkeypatch):
 def test_count_tokens_overestimates():
     generator = OpenAIGenerator("http://127.0.0.1:9/v1", "m")
     assert generator.count_tokens("abcdefghi") == 3 and generator.count_tokens("") == 0
+
+
+def test_quality_generator_by_name_says_how_to_fetch_it(tmp_path):
+    from ingest.errors import ModelNotFound
+
+    settings = Settings(generator="qwen2.5-coder-1.5b-instruct", models_dir=tmp_path)
+    with pytest.raises(ModelNotFound, match=r"docqa models fetch qwen2\.5-coder-1\.5b-instruct"):
+        load_generator(settings)

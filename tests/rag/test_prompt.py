@@ -66,6 +66,16 @@ def test_budget_is_shared_and_lowest_ranked_passages_are_dropped_first():
     assert _cost(kept) <= 250
 
 
+def test_a_tight_budget_keeps_fewer_passages_never_none():
+    passages = [
+        _passage(i, " ".join(["word"] * 200), page=i, heading="A long heading name") for i in range(1, 6)
+    ]
+    for budget in (128, 200, 300, 301):
+        kept = fit_passages(passages, budget, _words)
+        assert kept and kept[0].chunk_id == "id1" and _cost(kept) <= budget
+        assert all(_words(p.text) >= 40 for p in kept)
+
+
 def test_a_short_passage_leaves_its_share_to_the_next():
     passages = [_passage(1, "short one"), _passage(2, " ".join(["word"] * 150))]
     kept = fit_passages(passages, 160, _words)

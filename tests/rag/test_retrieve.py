@@ -24,6 +24,11 @@ def test_fuse_rewards_agreement_and_keeps_candidates_of_both_lists():
     assert all(0.0 <= s <= 1.0 for _, s in fused)
 
 
+def test_a_single_lexical_candidate_does_not_lift_the_others():
+    fused = dict(fuse([("a", 0.9), ("b", 0.8), ("c", 0.7)], [("c", 3.0)], 0.4))
+    assert fused == pytest.approx({"c": 0.6, "a": 0.4, "b": 0.2})
+
+
 def test_fuse_with_one_empty_list():
     assert [cid for cid, _ in fuse([("a", 0.5), ("b", 0.4)], [], 0.7)] == ["a", "b"]
     assert fuse([], [], 0.7) == []
