@@ -53,11 +53,13 @@ def ask(
         index_dir=index_dir, top_k=top_k, generator=generator, embedder=embedder, models_dir=models_dir
     )
     with open_engine(settings) as engine:
-        answer = None
+        engine.generator  # noqa: B018 -- load the model now, so the timings are the answer's own
+        answer, streamed = None, ""
         for item in engine.stream(question, language=language):
             if isinstance(item, Answer):
                 answer = item
             elif not as_json:
+                streamed += item
                 click.echo(item, nl=False)
     if answer is None:  # the engine always ends its stream with an Answer
         raise click.ClickException("no answer was produced")
@@ -65,12 +67,14 @@ def ask(
         click.echo(json.dumps(dataclasses.asdict(answer), indent=1, ensure_ascii=False))
         return
     click.echo()
-    click.echo(_footer(answer))
+    click.echo(_footer(answer, streamed))
 
 
-def _footer(answer: Answer) -> str:
+def _footer(answer: Answer, streamed: str) -> str:
     """Citations, notes and timings printed after the streamed text."""
     lines = [""]
+    if answer.citations and answer.text.strip() != streamed.strip():
+        lines.append(f"With its citations: {answer.text}")
     if answer.invalid_citations:
         lines.append(f"(removed {answer.invalid_citations} citation(s) that pointed to no passage)")
     if answer.unsupported:
