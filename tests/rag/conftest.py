@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from ingest.records import Chunk
-from tests import fakes
 from tests.fakes import HashEmbedder
 
 
@@ -71,12 +70,6 @@ class MemoryIndex:
 
     def close(self) -> None:
         self.closed = True
-
-
-class ReplayGenerator(fakes.ReplayGenerator):
-    """``tests.fakes.ReplayGenerator`` with the ``context_window`` the Generator protocol asks for."""
-
-    context_window = 4096
 
 
 def make_chunk(

@@ -15,8 +15,7 @@ from ingest.errors import EmbedderMismatch, EmptyQuestion, IndexNotFound
 from ingest.records import Answer, Message
 from ingest.settings import Settings
 from rag.engine import Engine, open_engine
-from tests.fakes import HashEmbedder
-from tests.rag.conftest import ReplayGenerator
+from tests.fakes import HashEmbedder, ReplayGenerator
 
 
 def _settings(tmp_path: Path, **changes) -> Settings:

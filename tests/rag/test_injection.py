@@ -11,8 +11,7 @@ import pytest
 
 from rag.engine import open_engine
 from rag.prompt import INSTRUCTION_REMOVED
-from tests.fakes import HashEmbedder
-from tests.rag.conftest import ReplayGenerator
+from tests.fakes import HashEmbedder, ReplayGenerator
 from tests.rag.test_engine import _settings
 
 INJECTION = (

@@ -12,8 +12,7 @@ from llama_index.core.schema import MetadataMode, QueryBundle
 
 from rag.engine import Engine, open_engine
 from rag.llamaindex import DocqaLLM, DocqaRetriever, as_query_engine
-from tests.fakes import HashEmbedder
-from tests.rag.conftest import ReplayGenerator
+from tests.fakes import HashEmbedder, ReplayGenerator
 from tests.rag.test_engine import _settings
 
 
