@@ -42,6 +42,10 @@ class IndexCorrupt(DocqaError):
     pass
 
 
+class IndexBusy(DocqaError):
+    """Another process is writing the index."""
+
+
 class EmbedderMismatch(DocqaError):
     """The index was built with another embedder than the one asked for."""
 

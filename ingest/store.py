@@ -32,7 +32,7 @@ import numpy as np
 
 from ingest import catalog
 from ingest.catalog import FileState, FileUpdate
-from ingest.errors import DocqaError, EmbedderMismatch, IndexCorrupt, IndexNotFound
+from ingest.errors import EmbedderMismatch, IndexBusy, IndexCorrupt, IndexNotFound
 from ingest.records import Chunk
 from ingest.vectors import FlatVectors, sync_to_disk
 
@@ -41,10 +41,6 @@ CATALOG, VECTORS, MANIFEST, LOCK = "catalog.sqlite", "vectors.faiss", "manifest.
 _MAX_TERMS = 64
 
 __all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "open_index"]
-
-
-class IndexBusy(DocqaError):
-    """Another process is writing the index."""
 
 
 @dataclass(frozen=True, slots=True)

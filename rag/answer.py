@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from ingest.records import Answer, Citation, Passage, Timings
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+# A sentence runs to . ! ? followed by white space, or to a blank line: "3.3 V" and a line
+# wrapped by the PDF's layout do not end it.
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=\S)|\n(?![ \t]*\n))+[.!?]?")
 _WORD = re.compile(r"\w{3,}")
 MAX_QUOTE_CHARS = 400
 MIN_SUPPORT = 0.6  # share of a sentence's content words a passage must hold to be cited for it
