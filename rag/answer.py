@@ -73,7 +73,9 @@ def build_answer(
     )
     if not numbers and not is_refusal(text):
         text, numbers = attribute(text, prompt_passages)
-    citations = tuple(_citation(n, prompt_passages[n - 1], _citing_sentence(text, n)) for n in numbers)
+    # Quote from the whole chunk the reader will see, not only the window the prompt held.
+    whole = {p.chunk_id: p.text for p in passages or ()}
+    citations = tuple(_citation(n, prompt_passages[n - 1], _citing_sentence(text, n), whole) for n in numbers)
     refused = is_refusal(text) and (not citations or len(_WORD.findall(text)) <= 25)
     return Answer(
         question=question,
@@ -193,14 +195,14 @@ def _citing_sentence(text: str, number: int) -> str:
     return text
 
 
-def _citation(number: int, passage: Passage, claim: str) -> Citation:
+def _citation(number: int, passage: Passage, claim: str, whole: dict[str, str]) -> Citation:
     return Citation(
         number=number,
         chunk_id=passage.chunk_id,
         source=passage.source,
         page=passage.page,
         heading=passage.heading,
-        quote=_quote(passage.text, claim),
+        quote=_quote(whole.get(passage.chunk_id, passage.text), claim),
     )
 
 

@@ -97,3 +97,26 @@ def test_long_cited_answer_mentioning_absence_is_not_a_refusal():
     )
     answer = build_answer("q", text, _passages())
     assert not answer.refused and len(answer.citations) == 2
+
+
+def test_quote_comes_from_the_whole_chunk_when_the_prompt_held_a_window() -> None:
+    full = Passage(
+        chunk_id="c1",
+        source="manual.pdf",
+        text="IMPORTANT :\nThe external voltages must be within the allowed limits. Inputs A1 and A2 must\n"
+        "be within ±16 volts range and IN1 must be in 0 to 3.3V range. Exceeding them may damage it.",
+        page=8,
+        heading="",
+        lang="en",
+        score=1.0,
+        rank=1,
+    )
+    window = Passage(
+        **{
+            **{f: getattr(full, f) for f in full.__slots__},
+            "text": "IMPORTANT :\nThe external voltages must be within the allowed limits. …",
+        }
+    )
+    answer = build_answer("q", "Inputs A1 and A2 accept ±16 volts range [1].", [window], passages=[full])
+    assert answer.citations[0].quote.startswith("Inputs A1 and A2 must\nbe within ±16 volts range")
+    assert answer.citations[0].quote.endswith("3.3V range.")
