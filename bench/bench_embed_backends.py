@@ -8,7 +8,8 @@ rounds that interleave the backends.
 Backends: ``fp32`` (torch, the default), ``int8`` / ``int8-pc`` (torch dynamic quantization of every
 Linear layer, ``torch.ao.quantization.quantize_dynamic``, per tensor / per output channel),
 ``int8-mixed`` (per channel, except the feed-forward output projections, kept fp32), and ``onnx`` / ``onnx-int8`` when
-onnxruntime and optimum are installed (``pip install docqa[onnx] optimum``).
+onnxruntime and optimum are installed. Note: on 2026-11-27 ``optimum-onnx`` 0.1.0 pins transformers 4.x
+(pip downgrades docqa's transformers 5), so the ONNX rows need a separate environment.
 
     python bench/bench_embed_backends.py                      # MiniLM
     python bench/bench_embed_backends.py --embedder embeddinggemma-300m --backends fp32 int8

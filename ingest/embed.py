@@ -55,7 +55,6 @@ class SentenceTransformerEmbedder:
         name: identity for the manifest; defaults to ``model``'s folder name.
         batch_size: texts per forward pass.
         threads: torch CPU threads (0 leaves torch's default).
-        backend: "torch", or "onnx" (needs ``pip install docqa[onnx]``).
     """
 
     def __init__(
@@ -65,22 +64,14 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         batch_size: int = 16,
         threads: int = 0,
-        backend: str = "torch",
     ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
-        kwargs = {}
-        if backend == "onnx":
-            try:
-                import onnxruntime  # noqa: F401
-            except ImportError:
-                raise ImportError("the ONNX backend needs 'pip install docqa[onnx]'") from None
-            kwargs["backend"] = "onnx"
         try:
-            self._model = SentenceTransformer(model, device="cpu", local_files_only=True, **kwargs)
+            self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
         except (OSError, ValueError) as err:
             raise ModelError(
                 f"cannot load embedder {model!r}: {err}. Give a sentence-transformers folder or "
@@ -131,7 +122,6 @@ def load_embedder(
     *,
     batch_size: int = 16,
     threads: int = 0,
-    backend: str = "torch",
 ) -> SentenceTransformerEmbedder:
     """The embedder a user chose: a bundled name, a local folder, or a model name.
 
@@ -140,6 +130,4 @@ def load_embedder(
     """
     path = resolve_model(choice, "embedder", models_dir)
     name = choice if not Path(choice).expanduser().is_dir() else Path(path).name
-    return SentenceTransformerEmbedder(
-        path, name=name, batch_size=batch_size, threads=threads, backend=backend
-    )
+    return SentenceTransformerEmbedder(path, name=name, batch_size=batch_size, threads=threads)
