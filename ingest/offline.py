@@ -16,6 +16,8 @@ OFFLINE_SWITCHES = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # Model-loading bars would mix with docqa's own progress bars and streamed answers.
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
 }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import click
@@ -47,8 +46,6 @@ def ask(
     from rag.engine import check_question, open_engine
 
     question = check_question(question)  # before seconds of model loading
-    # Model-loading progress bars would mix with the streamed answer; a user's own choice wins.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings = settings_from(
         index_dir=index_dir, top_k=top_k, generator=generator, embedder=embedder, models_dir=models_dir
     )
