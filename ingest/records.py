@@ -131,6 +131,8 @@ class Answer:
         passages: everything retrieved, with scores, in rank order.
         invalid_citations: how many markers pointed to no passage and were removed.
         lang: the language the answer was asked for.
+        refusal_score: the generator's probability of answering with the refusal sentence (None
+            when not asked: refused by retrieval, or a generator that cannot score).
     """
 
     question: str
@@ -142,6 +144,7 @@ class Answer:
     invalid_citations: int = 0
     lang: str = "en"
     timings: Timings = field(default_factory=Timings)
+    refusal_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

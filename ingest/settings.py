@@ -65,6 +65,12 @@ class Settings:
     # without the model. Negative: the value calibrated for the embedder (rag.retrieve.MIN_RELEVANCE:
     # EmbeddingGemma 0.35, MiniLM 0.30; 0, never, for embedders not calibrated).
     min_relevance: float = -1.0
+    # The engine also refuses when the generator's probability of starting its answer with the
+    # refusal sentence is at least this (the model doubts; a small one answers anyway). Negative:
+    # calibrated per bundled generator and language (rag.refusal: Qwen 0.5B en 0.03, es 0.24);
+    # 1 leaves it to the model's own greedy answer. Generators that cannot score (an OpenAI
+    # server) skip it.
+    refusal_probability: float = -1.0
     # Token budget for the numbered passages in the prompt (shared between them; each is cut to
     # its lines about the question), and the longest answer.
     context_tokens: int = 300
@@ -93,6 +99,12 @@ class Settings:
             "use 0 to 1",
         )
         _check(self.min_relevance <= 1.0, "min_relevance", self.min_relevance, "use 0 to 1, or -1 for auto")
+        _check(
+            self.refusal_probability <= 1.0,
+            "refusal_probability",
+            self.refusal_probability,
+            "use 0 to 1, or -1 for the calibrated value",
+        )
         _check(self.context_tokens >= 128, "context_tokens", self.context_tokens, "use >= 128")
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "use >= 1")
         _check(self.threads >= 0, "threads", self.threads, "use 0 (auto) or a positive count")

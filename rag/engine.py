@@ -14,6 +14,7 @@ conversation state: callers pass the history in.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from ingest.settings import Settings
 from rag.answer import build_answer
 from rag.generate import Generator, load_generator
 from rag.prompt import build_prompt, fit_passages, refusal
+from rag.refusal import NOT_CALIBRATED, refusal_threshold
 from rag.retrieve import min_relevance_for, relevance, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
@@ -132,29 +134,22 @@ class Engine:
         passages = self.retrieve(question, k=k, history=history)
         t_retrieve = time.perf_counter() - start
         if relevance(passages) < min_relevance_for(self.settings, self.embedder.name):
-            text = refusal(lang)
-            yield text
-            total = time.perf_counter() - start
-            timings = Timings(retrieve=t_retrieve, first_token=total, total=total)
-            yield Answer(question, text, refused=True, passages=tuple(passages), lang=lang, timings=timings)
+            yield from self._refuse(question, passages, lang, start, Timings(retrieve=t_retrieve))
             return
         generator = self.generator
         t_prompt_start = time.perf_counter()
-        budget = min(
-            self.settings.context_tokens,
-            generator.context_window - self.settings.max_new_tokens - PROMPT_OVERHEAD_TOKENS,
-        )
-        shown = fit_passages(passages, budget, generator.count_tokens, question)
-        messages = build_prompt(
-            question,
-            shown,
-            history=history,
-            language=lang,
-            budget_tokens=budget,
-            count_tokens=generator.count_tokens,
-        )
+        shown, messages = self.prompt(question, passages, history=history, language=lang)
         prompt_tokens = sum(generator.count_tokens(m.content) + CHAT_MARKUP_TOKENS for m in messages)
         t_prompt = time.perf_counter() - t_prompt_start
+        score = None
+        probe = getattr(generator, "continuation_probability", None)
+        threshold = refusal_threshold(self.settings, generator.name, lang)
+        if probe is not None and threshold < NOT_CALIBRATED:
+            score = probe(messages, refusal(lang))
+            if score >= threshold:
+                timings = Timings(retrieve=t_retrieve, prompt=t_prompt, prompt_tokens=prompt_tokens)
+                yield from self._refuse(question, passages, lang, start, timings, score)
+                return
         pieces: list[str] = []
         first_token = None
         for piece in generator.stream(messages, self.settings.max_new_tokens):
@@ -171,7 +166,57 @@ class Engine:
             prompt_tokens=prompt_tokens,
             completion_tokens=generator.count_tokens(raw),
         )
-        yield build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
+        answer = build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
+        yield dataclasses.replace(answer, refusal_score=score)
+
+    def prompt(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        history: Sequence[Message] = (),
+        language: str = "en",
+    ) -> tuple[list[Passage], list[Message]]:
+        """The passages as shown to the generator (cut to the budget) and its chat messages."""
+        generator = self.generator
+        budget = min(
+            self.settings.context_tokens,
+            generator.context_window - self.settings.max_new_tokens - PROMPT_OVERHEAD_TOKENS,
+        )
+        shown = fit_passages(passages, budget, generator.count_tokens, question)
+        messages = build_prompt(
+            question,
+            shown,
+            history=history,
+            language=language,
+            budget_tokens=budget,
+            count_tokens=generator.count_tokens,
+        )
+        return shown, messages
+
+    def _refuse(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        lang: str,
+        start: float,
+        timings: Timings,
+        score: float | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the refusal sentence, then its ``Answer`` (with the passages that were found)."""
+        text = refusal(lang)
+        yield text
+        total = time.perf_counter() - start
+        timings = dataclasses.replace(timings, first_token=total, total=total)
+        yield Answer(
+            question,
+            text,
+            refused=True,
+            passages=tuple(passages),
+            lang=lang,
+            timings=timings,
+            refusal_score=score,
+        )
 
     def close(self) -> None:
         """Close the index. The engine cannot answer afterwards."""

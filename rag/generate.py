@@ -127,37 +127,78 @@ class TransformersGenerator:
         if errors:
             raise GeneratorUnavailable(f"generation failed: {errors[0]}") from errors[0]
 
+    def continuation_probability(self, messages: Sequence[Message], text: str) -> float:
+        """The model's probability that its answer to ``messages`` starts with ``text``.
+
+        One forward pass over the prompt's uncached tokens plus ``text``'s. The prompt's cache is
+        kept, so a ``stream`` of the same messages right afterwards decodes at once: asking
+        costs only ``text``'s few tokens. The engine asks it for the refusal sentence (rag.refusal).
+        """
+        import math
+
+        import torch
+
+        input_ids = self.prompt_ids(messages)
+        cache = self._prefix_cache(messages, input_ids)
+        wanted = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not wanted:
+            return 1.0
+        start = cache.get_seq_length() if cache is not None else 0
+        ids = torch.cat([input_ids, torch.tensor([wanted])], dim=1)
+        with torch.inference_mode():
+            out = self._model(input_ids=ids[:, start:], cache=cache, use_cache=True)
+        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
+        first = input_ids.shape[1] - start - 1  # the logits that predict the answer's first token
+        total = sum(float(logp[first + i, token]) for i, token in enumerate(wanted))
+        cache = out.cache
+        cache.crop(-(len(wanted) + 1))  # back to the prompt but its last token: stream() feeds that
+        with self._prefix_lock:
+            self._remember(tuple(input_ids[0, :-1].tolist()), cache)
+        return math.exp(total)
+
     def _prefix_cache(self, messages: Sequence[Message], input_ids):
-        """A KV cache holding all of the prompt but its last message, or None.
+        """A copy of the KV cache of the longest cached prefix of the prompt, or None.
 
         docqa's prompts start with the same messages (rules, worked examples, then the
-        conversation so far), so the cache of ``messages[:-1]`` is kept (``PREFIX_CACHE_SIZE``
-        of them) and the next prompt that starts with it prefills only what is new: on a CPU,
-        prefill is most of the time to first token. Splitting the prefill costs nothing extra.
+        conversation so far), so the cache of ``messages[:-1]`` is made and kept
+        (``PREFIX_CACHE_SIZE`` entries, least recently used dropped) and the next prompt that
+        starts with it prefills only what is new: on a CPU, prefill is most of the time to first
+        token. ``continuation_probability`` leaves the whole prompt's cache here too.
         """
         import copy
 
         import torch
 
-        if len(messages) < 2:
-            return None
-        target = self.prompt_ids(messages[:-1], generation_prompt=False)[0].tolist()
         ids = input_ids[0].tolist()
-        if len(target) >= len(ids) or ids[: len(target)] != target:
-            return None  # the template does not render the leading messages as a plain prefix
-        key = tuple(target)
         with self._prefix_lock:
-            if key not in self._prefixes:
-                known = [k for k in self._prefixes if len(k) < len(key) and key[: len(k)] == k]
-                start = max(known, key=len, default=())
-                cache = copy.deepcopy(self._prefixes[start]) if start else None
-                with torch.inference_mode():
-                    rest = torch.tensor([target[len(start) :]])
-                    self._prefixes[key] = self._model(input_ids=rest, cache=cache, use_cache=True).cache
-                if len(self._prefixes) > PREFIX_CACHE_SIZE:
-                    self._prefixes.popitem(last=False)
-            self._prefixes.move_to_end(key)
-            return copy.deepcopy(self._prefixes[key])
+            if len(messages) >= 2:
+                target = self.prompt_ids(messages[:-1], generation_prompt=False)[0].tolist()
+                # Used only when the template renders the leading messages as a plain prefix.
+                if len(target) < len(ids) and ids[: len(target)] == target:
+                    key = tuple(target)
+                    if key not in self._prefixes:
+                        start = self._longest_prefix(key)
+                        cache = copy.deepcopy(self._prefixes[start]) if start else None
+                        with torch.inference_mode():
+                            rest = torch.tensor([target[len(start) :]])
+                            out = self._model(input_ids=rest, cache=cache, use_cache=True)
+                        self._remember(key, out.cache)
+            best = self._longest_prefix(tuple(ids))
+            if not best:
+                return None
+            self._prefixes.move_to_end(best)
+            return copy.deepcopy(self._prefixes[best])
+
+    def _longest_prefix(self, ids: tuple[int, ...]) -> tuple[int, ...]:
+        """The longest cached key that is a proper prefix of ``ids`` (``()`` when none)."""
+        known = [k for k in self._prefixes if len(k) < len(ids) and ids[: len(k)] == k]
+        return max(known, key=len, default=())
+
+    def _remember(self, key: tuple[int, ...], cache: object) -> None:
+        self._prefixes[key] = cache
+        self._prefixes.move_to_end(key)
+        if len(self._prefixes) > PREFIX_CACHE_SIZE:
+            self._prefixes.popitem(last=False)
 
 
 def load_generator(settings: Settings) -> Generator:

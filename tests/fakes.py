@@ -70,3 +70,16 @@ class ReplayGenerator:
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
+
+
+class DoubtingGenerator(ReplayGenerator):
+    """A ``ReplayGenerator`` that also scores continuations: its probability of ``text`` is fixed."""
+
+    def __init__(self, probability: float, *replies: str) -> None:
+        super().__init__(*replies)
+        self.probability = probability
+        self.asked: list[str] = []
+
+    def continuation_probability(self, messages: Sequence[Message], text: str) -> float:
+        self.asked.append(text)
+        return self.probability

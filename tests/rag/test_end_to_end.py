@@ -72,3 +72,24 @@ def test_unrelated_question_is_refused_without_the_model(engine, question):
     answer = engine.ask(question)
     assert answer.refused and answer.timings.prompt_tokens == 0, answer.text
     assert answer.passages  # the closest passages are still shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I pair the ExpEYES-17 with a phone over Bluetooth?",
+        "¿Cuál es el periodo de garantía del ExpEYES-17?",
+    ],
+)
+def test_question_about_the_product_that_the_manual_does_not_answer_is_refused(engine, question):
+    """The passages look relevant (retrieval lets it through), the model doubts: refused."""
+    answer = engine.ask(question)
+    assert answer.refused, (answer.text, answer.refusal_score)
+    assert answer.timings.prompt_tokens > 0  # the model was asked, not retrieval's gate
+    assert answer.refusal_score is not None and answer.refusal_score >= 0.03
+    assert answer.text == (
+        "I could not find this in the documents."
+        if "Bluetooth" in question
+        else "No encontré esto en los documentos."
+    )

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import rag
-from ingest.errors import EmbedderMismatch, EmptyQuestion, IndexNotFound
+from ingest.errors import ConfigError, EmbedderMismatch, EmptyQuestion, IndexNotFound
 from ingest.records import Answer, Message
 from ingest.settings import Settings
 from rag.engine import Engine, open_engine
-from tests.fakes import HashEmbedder, ReplayGenerator
+from rag.refusal import NOT_CALIBRATED, REFUSAL_PROBABILITY, refusal_threshold
+from tests.fakes import DoubtingGenerator, HashEmbedder, ReplayGenerator
 
 
 def _settings(tmp_path: Path, **changes) -> Settings:
@@ -161,3 +162,39 @@ def test_open_engine_errors(real_index, tmp_path):
         open_engine(real_index, embedder=HashEmbedder(name="other"))
     with pytest.raises(EmbedderMismatch, match="all-minilm-l6-v2"):  # checked before loading it
         open_engine(real_index.replace(embedder="all-minilm-l6-v2"))
+
+
+def test_the_model_doubting_refuses_without_decoding(tmp_path, index, embedder):
+    generator = DoubtingGenerator(0.6, "Invented answer [1].")
+    engine = Engine(_settings(tmp_path, refusal_probability=0.5), index, embedder, generator)
+    answer = engine.ask("¿Cómo mido un voltaje?")
+    assert answer.refused and answer.text == "No encontré esto en los documentos."
+    assert answer.refusal_score == 0.6 and generator.asked == ["No encontré esto en los documentos."]
+    assert not generator.prompts and generator.replies  # nothing decoded
+    assert answer.passages and answer.timings.prompt_tokens > 0
+
+
+def test_the_model_confident_answers_and_reports_its_score(tmp_path, index, embedder):
+    generator = DoubtingGenerator(0.2, "Connect the signal to A1 [1].")
+    engine = Engine(_settings(tmp_path, refusal_probability=0.5), index, embedder, generator)
+    answer = engine.ask("How do I measure a voltage?")
+    assert not answer.refused and answer.citations and answer.refusal_score == 0.2
+
+
+def test_refusal_probability_one_never_asks_the_model(tmp_path, index, embedder):
+    generator = DoubtingGenerator(1.0, "Connect the signal to A1 [1].")
+    engine = Engine(_settings(tmp_path, refusal_probability=1.0), index, embedder, generator)
+    answer = engine.ask("How do I measure a voltage?")
+    assert not answer.refused and not generator.asked and answer.refusal_score is None
+
+
+def test_refusal_threshold_is_calibrated_per_model_and_language(tmp_path):
+    settings = _settings(tmp_path)  # refusal_probability -1: calibrated
+    qwen = "qwen2.5-coder-0.5b-instruct"
+    assert refusal_threshold(settings, qwen, "en") == REFUSAL_PROBABILITY[qwen]["en"]
+    assert refusal_threshold(settings, qwen, "es") == REFUSAL_PROBABILITY[qwen]["es"]
+    assert refusal_threshold(settings, qwen, "fr") == max(REFUSAL_PROBABILITY[qwen].values())
+    assert refusal_threshold(settings, "my-own-model", "en") == NOT_CALIBRATED
+    assert refusal_threshold(settings.replace(refusal_probability=0.2), qwen, "en") == 0.2
+    with pytest.raises(ConfigError, match="refusal_probability"):
+        settings.replace(refusal_probability=1.5)

@@ -1,0 +1,60 @@
+"""The transformers generator's prefix cache and continuation probability, with the real Qwen 0.5B."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ingest.records import Message, Passage
+from rag.prompt import build_prompt, refusal
+
+PASSAGE = Passage(
+    "c1",
+    "eyes17.pdf",
+    "PV1 can be set to any value from -5 V to +5 V with 12-bit resolution.",
+    page=8,
+    heading="",
+    lang="en",
+    score=1.0,
+    rank=1,
+)
+
+
+def _messages(question: str) -> list[Message]:
+    return build_prompt(question, [PASSAGE], language="en", budget_tokens=300)
+
+
+def _plain_probability(qwen, messages, text: str) -> float:
+    """The same probability from one full forward pass, no cache involved."""
+    import torch
+
+    prompt = qwen.prompt_ids(messages)
+    wanted = qwen._tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = torch.cat([prompt, torch.tensor([wanted])], dim=1)
+    with torch.inference_mode():
+        logp = torch.log_softmax(qwen._model(input_ids=ids).logits[0].float(), dim=-1)
+    n = prompt.shape[1] - 1
+    return math.exp(sum(float(logp[n + i, t]) for i, t in enumerate(wanted)))
+
+
+@pytest.mark.slow
+def test_continuation_probability_matches_a_plain_forward_pass(qwen):
+    messages = _messages("What is the price of the kit?")
+    cached = qwen.continuation_probability(messages, refusal("en"))
+    assert 0.0 < cached <= 1.0
+    assert cached == pytest.approx(_plain_probability(qwen, messages, refusal("en")), rel=1e-3, abs=1e-6)
+    assert qwen.continuation_probability(messages, "") == 1.0
+
+
+@pytest.mark.slow
+def test_streaming_after_the_probe_gives_the_same_answer(qwen):
+    messages = _messages("To what voltage range can PV1 be set?")
+    qwen._prefixes.clear()
+    fresh = "".join(qwen.stream(messages, max_new_tokens=12))
+    qwen._prefixes.clear()
+    probability = qwen.continuation_probability(messages, refusal("en"))
+    assert tuple(qwen.prompt_ids(messages)[0, :-1].tolist()) in qwen._prefixes  # the probe's cache kept
+    after = "".join(qwen.stream(messages, max_new_tokens=12))
+    assert after == fresh and "5" in after
+    assert probability < 0.03  # it answers this one
