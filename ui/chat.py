@@ -86,6 +86,8 @@ def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, 
         answer = turn.answer
         if answer.refused:
             st.warning(answer.text, icon=":material/search_off:")
+            if answer.refusal_score is not None:
+                st.caption("These passages look related, but the model judged that they do not answer it.")
             render_passages(answer.passages, i, _locator(engine))
         else:
             st.markdown(answer.text)

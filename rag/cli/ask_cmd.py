@@ -76,6 +76,11 @@ def _footer(answer: Answer, streamed: str) -> str:
         lines.append(f"(removed {answer.invalid_citations} citation(s) that pointed to no passage)")
     if answer.unsupported:
         lines.append("(no valid citation: check this answer against the documents)")
+    if answer.refused and answer.refusal_score is not None:
+        lines.append(
+            f"(the passages look related, but the model judged they do not answer it: "
+            f"refusal probability {answer.refusal_score:.2f})"
+        )
     if answer.refused and answer.passages:
         lines.append("Closest passages:")
         lines.extend(f"  {_where(p)} (relevance {p.dense_score or 0:.2f})" for p in answer.passages[:3])

@@ -104,3 +104,21 @@ def test_unreachable_generator_and_embedder_mismatch_are_one_line(minilm_index):
     result = _docqa(*args, "--embedder", "embeddinggemma-300m")
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "built with all-minilm-l6-v2" in result.stderr
+
+
+def test_a_refusal_by_the_model_says_why_and_shows_the_closest_passages():
+    from ingest.records import Answer, Passage
+    from rag.cli.ask_cmd import _footer
+
+    passage = Passage("c1", "eyes17.pdf", "PV1 range is -5 to 5.", 99, "", "en", 1.0, 1, dense_score=0.55)
+    refused = Answer("Price?", "I could not find this in the documents.", refused=True, passages=(passage,))
+    doubted = Answer(
+        "Price?",
+        "I could not find this in the documents.",
+        refused=True,
+        passages=(passage,),
+        refusal_score=0.4,
+    )
+    assert "model judged" not in _footer(refused, refused.text)
+    footer = _footer(doubted, doubted.text)
+    assert "refusal probability 0.40" in footer and "eyes17.pdf p. 99 (relevance 0.55)" in footer
