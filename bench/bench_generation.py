@@ -9,6 +9,8 @@ CPU times depend on what else runs: the load average is recorded with every run.
 
     python bench/bench_generation.py --index /tmp/corpus-index
     python bench/bench_generation.py --index /tmp/corpus-index --ks 3 --sizes 0 --max-new-tokens 96
+    python bench/bench_generation.py --index /tmp/corpus-index --generator qwen2.5-coder-1.5b-instruct \
+        --ks 3 --budgets 300 --sizes 0 --repeat 1      # the quality option
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--budgets", type=int, nargs="+", default=[300, 1200], help="passage token budgets")
     parser.add_argument("--repeat", type=int, default=2, help="runs per setting; the fastest is kept")
+    parser.add_argument("--generator", help="another generator (default: the settings' one)")
     args = parser.parse_args()
     settings = load_settings(index_dir=args.index).replace(max_new_tokens=args.max_new_tokens)
+    if args.generator:
+        settings = settings.replace(generator=args.generator)
     report: dict = {"load_average_start": os.getloadavg()[0], "runs": [], "sizes": []}
     with open_engine(settings) as engine:
         t0 = time.perf_counter()
@@ -128,7 +133,10 @@ def main() -> None:
     report["generator"] = generator_name
     report["load_average_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_generation.json"
+    default = load_settings().generator
+    out = RESULTS / (
+        "bench_generation.json" if generator_name == default else f"bench_generation-{generator_name}.json"
+    )
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"wrote {out}")
 

@@ -12,6 +12,7 @@ Every change to a file (add, replace, remove, move) is one transaction that also
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,8 @@ from pathlib import PurePath
 import numpy as np
 
 from ingest.records import Chunk
+
+_SENTENCE_START = re.compile(r"(?<=[.!?:;])\s+")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -215,6 +218,39 @@ def get_chunks(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Chunk]
         )
         for row in conn.execute(sql, part):
             found[row[0]] = Chunk(*row)
+    return found
+
+
+def lead_ins(conn: sqlite3.Connection, ids: Sequence[str], max_chars: int) -> dict[str, str]:
+    """The start of each chunk's first line when the chunk begins mid-line, from the chunk before.
+
+    Chunks overlap and start on a sentence, often in the middle of a line: "PV2 range is -3.3 to
+    3.3." loses the "PV1 range is -5 to 5." just before it. The lead-in is the text before the
+    chunk on its line, taken from the previous chunk of the same section: from the line's start,
+    or from the previous chunk's own start (a sentence) when the line began earlier; at most
+    ``max_chars``, whole sentences. Chunks that start a line get none.
+    """
+    found: dict[str, str] = {}
+    for part in _parts(list(ids)):
+        marks = ",".join("?" * len(part))
+        sql = (
+            "SELECT c.chunk_id, c.start - p.start, p.text FROM chunks c JOIN chunks p "
+            "ON p.file_id = c.file_id AND p.position = c.position - 1 AND p.section = c.section "
+            f"WHERE c.chunk_id IN ({marks}) AND c.start > p.start"
+        )
+        for chunk_id, offset, previous in conn.execute(sql, part):
+            if offset > len(previous):  # a gap between the chunks: the line start is not here
+                continue
+            head = previous[:offset]
+            line = head[head.rfind("\n") + 1 :]
+            if not line.strip():
+                continue
+            if len(line) > max_chars:  # keep the whole sentences that fit
+                cut = [m.end() for m in _SENTENCE_START.finditer(line) if len(line) - m.end() <= max_chars]
+                if not cut:
+                    continue
+                line = line[cut[0] :]
+            found[chunk_id] = line
     return found
 
 

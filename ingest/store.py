@@ -178,6 +178,15 @@ class Index:
             found = catalog.get_chunks(self._conn, chunk_ids)
         return [found[i] for i in chunk_ids if i in found]
 
+    def lead_ins(self, chunk_ids: Sequence[str], max_chars: int = 240) -> dict[str, str]:
+        """The text before each chunk on its first line, for chunks that start mid-line.
+
+        See ``catalog.lead_ins``: shown with a passage so that a chunk starting at "PV2 range is
+        ..." keeps the "PV1 range is ..." just before it.
+        """
+        with self._lock:
+            return catalog.lead_ins(self._conn, chunk_ids, max_chars)
+
     def file_path(self, source: str) -> Path | None:
         """Absolute path of the file a chunk cites, or None if unknown or gone from disk."""
         with self._lock:
