@@ -22,7 +22,7 @@ from pathlib import Path
 from ingest.embed import Embedder
 from ingest.errors import NothingToIndex
 from ingest.records import FileRecord, IngestReport, Skipped
-from ingest.scan import scan_files, scan_folder
+from ingest.scan import read_ignore, scan_files, scan_folder
 from ingest.settings import Settings
 from ingest.store import Index, open_index
 from ingest.writer import Progress, Writer
@@ -50,6 +50,7 @@ def ingest_folder(
     *,
     progress: Callable[[Progress], None] | None = None,
     remove_missing: bool = True,
+    exclude: Sequence[str] = (),
 ) -> IngestReport:
     """Bring the index up to date with a folder.
 
@@ -60,6 +61,9 @@ def ingest_folder(
         settings: chunk sizes, size limit, batch size.
         progress: called with a ``Progress`` after the scan and after each embedding batch.
         remove_missing: remove from the index the files of this folder that are gone.
+        exclude: patterns of files and folders to leave out (``ingest.scan.is_ignored``), added
+            to those of the folder's ``.docqaignore``; files already indexed that match are
+            removed like files that are gone.
 
     Raises:
         NothingToIndex: the folder is missing or holds no file docqa can read (index unchanged).
@@ -79,6 +83,7 @@ def ingest_folder(
                 _max_bytes(settings),
                 known=_known(states),
                 exclude=[Path(index_dir).expanduser().absolute()],
+                ignore=[*read_ignore(root), *exclude],
             )
         )
         records = [f for f in found if isinstance(f, FileRecord)]

@@ -3,8 +3,9 @@
 ``scan_folder`` walks a folder in sorted order and yields a ``FileRecord`` for each file docqa
 can read, or a ``Skipped`` with the reason for one it cannot (unsupported type, empty, too large,
 unreadable, broken link, symbolic link loop). Hidden files and folders (``.git``, ``.DS_Store``)
-are passed over silently. A linked folder is followed once: a folder already seen (a loop, or a
-second link to it) is skipped with the reason. Hashes are streamed, and ``known`` lets the caller
+are passed over silently, and so are those that match an ignore pattern (``.docqaignore``).
+A linked folder is followed once: a folder already seen (a loop, or a second link to it) is
+skipped with the reason. Hashes are streamed, and ``known`` lets the caller
 skip hashing a file whose size and mtime did not change since the last run.
 
 It does not parse files (``ingest.load`` does).
@@ -13,10 +14,11 @@ It does not parse files (``ingest.load`` does).
 from __future__ import annotations
 
 import errno
+import fnmatch
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ingest.records import FileRecord, Skipped
@@ -24,6 +26,7 @@ from ingest.records import FileRecord, Skipped
 # (relative path, size, mtime) -> the sha256 recorded for exactly that size and mtime, or None.
 Known = Callable[[str, int, float], str | None]
 _BLOCK = 1 << 20
+IGNORE_FILE = ".docqaignore"
 
 
 def scan_folder(
@@ -33,6 +36,7 @@ def scan_folder(
     suffixes: Collection[str] | None = None,
     known: Known | None = None,
     exclude: Iterable[Path] = (),
+    ignore: Sequence[str] = (),
 ) -> Iterator[FileRecord | Skipped]:
     """Walk ``folder``; ``FileRecord.path`` and ``Skipped.path`` are relative POSIX paths.
 
@@ -42,6 +46,7 @@ def scan_folder(
         suffixes: file types to index, lower case with the dot (default: what ``ingest.load`` reads).
         known: returns a file's previous hash when its size and mtime are unchanged.
         exclude: folders to pass over silently (the index folder, when it lies inside).
+        ignore: patterns of files and folders to pass over silently (see ``is_ignored``).
     """
     suffixes = _suffixes(suffixes)
     seen = {_key(os.stat(p)) for p in exclude if os.path.isdir(p)}
@@ -65,6 +70,8 @@ def scan_folder(
             except OSError as err:
                 yield Skipped(rel, _stat_failure(entry, err))
                 continue
+            if ignore and is_ignored(rel, stat.S_ISDIR(info.st_mode), ignore):
+                continue
             if stat.S_ISDIR(info.st_mode):
                 if _key(info) in seen:
                     if entry.is_symlink():
@@ -78,6 +85,45 @@ def scan_folder(
             else:
                 yield _check_file(entry.path, rel, info, max_file_bytes, suffixes, known)
         stack.extend(reversed(subfolders))
+
+
+def read_ignore(folder: Path) -> list[str]:
+    """The patterns in ``folder/.docqaignore`` (none when there is no such file).
+
+    One pattern per line; blank lines and lines starting with ``#`` are left out.
+    """
+    try:
+        text = (Path(folder) / IGNORE_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def is_ignored(rel: str, is_dir: bool, patterns: Sequence[str]) -> bool:
+    """Whether the relative POSIX path ``rel`` matches one of ``patterns`` (gitignore-like).
+
+    A pattern ending in ``/`` matches folders only; one with another ``/`` matches the whole
+    path from the scanned folder; any other matches the name at any depth. ``*``, ``?`` and
+    ``[...]`` are shell wildcards.
+
+    >>> is_ignored("docs/README.md", False, ["README.md"]), is_ignored("a/b.pdf", False, ["b/*.pdf"])
+    (True, False)
+    >>> is_ignored("drafts", True, ["drafts/"]), is_ignored("drafts", False, ["drafts/"])
+    (True, False)
+    """
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            if not is_dir:
+                continue
+            pattern = pattern.rstrip("/")
+        if "/" in pattern:
+            if fnmatch.fnmatchcase(rel, pattern.lstrip("/")):
+                return True
+        elif fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
 
 
 def scan_files(

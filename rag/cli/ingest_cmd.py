@@ -28,6 +28,13 @@ _MAX_LISTED = 50  # skipped files and warnings printed one per line; --json has 
     metavar="PATH",
     help="Remove this document from the index (its path, or the name it is cited by). Repeatable.",
 )
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out files or folders matching GLOB (as in FOLDER/.docqaignore: 'drafts/', "
+    "'*.txt', 'old/*.pdf'). Repeatable.",
+)
 @click.option("--keep-missing", is_flag=True, help="Keep documents whose files are gone from FOLDER.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @models_dir_option
@@ -36,6 +43,7 @@ def ingest(
     index_dir: Path | None,
     embedder: str | None,
     remove: tuple[str, ...],
+    exclude: tuple[str, ...],
     keep_missing: bool,
     as_json: bool,
     models_dir: Path | None,
@@ -43,13 +51,15 @@ def ingest(
     """Index the documents in FOLDER (PDF, EPUB, HTML, Markdown, text, DOCX).
 
     Reruns only parse and embed what changed; files gone from FOLDER leave the index.
-    Unreadable files are skipped and listed with the reason.
+    Unreadable files are skipped and listed with the reason. Files matching a pattern of
+    FOLDER/.docqaignore (one per line, like .gitignore) or --exclude are left out.
 
     \b
     Example:
       docqa ingest ~/manuals
       docqa ingest ~/manuals --index ./index --embedder all-minilm-l6-v2
       docqa ingest --remove ~/manuals/old-model.pdf
+      docqa ingest ~/manuals --exclude 'drafts/' --exclude '*.txt'
       docqa ingest ~/manuals --json > report.json
     """
     from ingest.pipeline import ingest_folder, remove_document
@@ -72,7 +82,13 @@ def ingest(
     )
     with _Bar() as bar:
         report = ingest_folder(
-            folder, settings.index_dir, model, settings, progress=bar.update, remove_missing=not keep_missing
+            folder,
+            settings.index_dir,
+            model,
+            settings,
+            progress=bar.update,
+            remove_missing=not keep_missing,
+            exclude=exclude,
         )
     if as_json:
         data = {"folder": str(folder), "index": str(settings.index_dir), **dataclasses.asdict(report)}

@@ -102,3 +102,22 @@ def test_ingest_with_minilm_json_and_text_reports(docs: Path, tmp_path: Path) ->
         "  empty.txt: empty file (0 bytes)",
         "  photo.jpg: unsupported file type '.jpg'",
     ]
+
+
+def test_exclude_option_leaves_files_out(docs: Path, tmp_path: Path) -> None:
+    index = str(tmp_path / "ix")
+    (docs / ".docqaignore").write_text("*.jpg\n")
+    result = docqa(
+        "ingest",
+        str(docs),
+        "--index",
+        index,
+        "--embedder",
+        "all-minilm-l6-v2",
+        "--exclude",
+        "b.txt",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == ["a.md"] and [s["path"] for s in report["skipped"]] == ["empty.txt"]
