@@ -93,6 +93,23 @@ def ingest_folder(
     return _timed(report, started)
 
 
+def check_folder(folder: Path, settings: Settings, exclude: Sequence[str] = ()) -> None:
+    """Raise NothingToIndex, as ``ingest_folder`` would, if ``folder`` holds nothing to index.
+
+    Walks only until the first file docqa can read, so callers can check before loading a model.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
+    root = folder.resolve()
+    skipped: list[Skipped] = []
+    for found in scan_folder(root, _max_bytes(settings), ignore=[*read_ignore(root), *exclude]):
+        if isinstance(found, FileRecord):
+            return
+        skipped.append(found)
+    raise NothingToIndex(_nothing_message(folder, skipped))
+
+
 def ingest_paths(
     paths: Iterable[Path],
     root: Path,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from ingest.errors import NothingToIndex
 from ingest.records import IngestReport
 from rag.cli.common import index_option, models_dir_option, settings_from
 
@@ -62,7 +61,7 @@ def ingest(
       docqa ingest ~/manuals --exclude 'drafts/' --exclude '*.txt'
       docqa ingest ~/manuals --json > report.json
     """
-    from ingest.pipeline import ingest_folder, remove_document
+    from ingest.pipeline import check_folder, ingest_folder, remove_document
 
     settings = settings_from(index_dir=index_dir, embedder=embedder, models_dir=models_dir)
     for path in remove:
@@ -72,8 +71,7 @@ def ingest(
         if not remove:
             raise click.UsageError("give a FOLDER to index, or --remove PATH")
         return
-    if not folder.is_dir():  # checked again by ingest_folder; here before loading a model
-        raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
+    check_folder(folder, settings, exclude)  # checked again by ingest_folder; here before loading a model
     _check_embedder(settings.index_dir, settings.embedder)
     from ingest.embed import load_embedder
 

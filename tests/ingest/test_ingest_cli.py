@@ -121,3 +121,15 @@ def test_exclude_option_leaves_files_out(docs: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["added"] == ["a.md"] and [s["path"] for s in report["skipped"]] == ["empty.txt"]
+
+
+def test_nothing_to_index_fails_before_loading_a_model(tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8jpeg")
+    # An embedder that does not exist: the scan must fail first, or this error would be a model's.
+    result = docqa("ingest", str(folder), "--index", str(tmp_path / "ix"), "--embedder", "/no/such/model")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no file docqa can index in {folder}") and "photo.jpg" in last
+    assert not (tmp_path / "ix").exists()
