@@ -7,23 +7,28 @@ for each question, what the engine measures before decoding (``Engine.prompt`` t
 threshold per language.
 
 Split, so the figure reported is not the one tuned on:
-- calibration: ``bench/refusal_questions.jsonl`` (20 in-domain unanswerable questions written for
-  this, en/es, each checked against the corpus text) + the odd-numbered answerable questions of
+- calibration: ``bench/refusal_questions.jsonl`` (written for this: 20 in-domain unanswerable
+  questions, en/es, each checked against the corpus text, and 20 answerable ones about other
+  pages than ``corpus/questions.jsonl`` asks about) + the odd-numbered answerable questions of
   ``corpus/questions.jsonl``;
 - held out: the unanswerable questions of ``corpus/questions.jsonl`` + its even-numbered
   answerable ones.
 The threshold chosen per language maximises (unanswerable refused + answerable kept) / 2 on the
-calibration half, keeping at least ``--min-kept`` of its answerable questions; ties go to the
-higher threshold (fewer refusals). Compared in the same run: retrieval's gate alone, and the
+calibration half, keeping at least ``--min-kept`` (0.8) of its answerable questions; ties go to
+the higher threshold (fewer refusals). The guard is loose on purpose: a refusal still shows the
+closest passages, so a wrong refusal costs the reader less than an invented answer. Compared in the same run: retrieval's gate alone, and the
 model's own refusal (probability >= 0.5, when greedy decoding must start with the refusal).
 
     python bench/calibrate_refusal.py --index ~/.local/share/docqa/index   # an index of corpus/
+    python bench/calibrate_refusal.py --rows bench/results/calibrate_refusal.json --min-kept 0.9
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -45,7 +50,7 @@ def _questions() -> list[dict]:
 
     rows = []
     for q in read(ROOT / "bench" / "refusal_questions.jsonl"):
-        rows.append(q | {"answerable": False, "split": "calibration"})
+        rows.append(q | {"answerable": q.get("answerable", False), "split": "calibration"})
     for q in read(ROOT / "corpus" / "questions.jsonl"):
         answerable = q.get("answerable", True)
         odd = answerable and int(q["id"].rsplit("-", 1)[1]) % 2 == 1
@@ -71,8 +76,10 @@ def _refused(row: dict, threshold: float) -> bool:
 
 def _choose(rows: list[dict], min_kept: float) -> float:
     """The threshold with the best balanced accuracy on ``rows`` (see the module docstring)."""
-    scores = sorted({r["probability"] for r in rows if r["probability"] is not None})
-    candidates = sorted({round(s, 3) for s in scores} | {1.0})
+    scores = sorted({r["probability"] for r in rows if r["probability"] is not None and r["probability"] > 0})
+    # Between each two neighbouring scores (geometric middle: they spread over decades), so the
+    # boundary does not sit on a calibration question.
+    candidates = [round(math.sqrt(a * b), 4) for a, b in itertools.pairwise(scores)] + [1.0]
     pos = [r for r in rows if r["answerable"]]
     neg = [r for r in rows if not r["answerable"]]
     best, best_key = 1.0, (-1.0, 0.0)
@@ -86,43 +93,21 @@ def _choose(rows: list[dict], min_kept: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, required=True, help="an index of corpus/")
-    parser.add_argument("--min-kept", type=float, default=0.9)
+    parser.add_argument("--index", type=Path, help="an index of corpus/ (to measure)")
+    parser.add_argument("--rows", type=Path, help="a results JSON: choose again from its measured rows")
+    parser.add_argument("--min-kept", type=float, default=0.8)
     args = parser.parse_args()
-    settings = load_settings(index_dir=args.index)
-    rows = []
-    started = time.perf_counter()
-    with open_engine(settings) as engine:
-        gate = min_relevance_for(settings, engine.embedder.name)
-        generator = engine.generator
-        for q in _questions():
-            passages = engine.retrieve(q["question"])
-            row = {k: q[k] for k in ("id", "lang", "question", "answerable", "split")}
-            row["relevance"] = round(relevance(passages), 4)
-            row["gated"] = row["relevance"] < gate
-            row["probability"] = None
-            if not row["gated"]:
-                _, messages = engine.prompt(q["question"], passages, language=q["lang"])
-                row["probability"] = generator.continuation_probability(messages, refusal(q["lang"]))
-            rows.append(row)
-            p = "   -  " if row["probability"] is None else f"{row['probability']:.4f}"
-            kind = "answerable  " if row["answerable"] else "UNANSWERABLE"
-            print(f"{row['split']:11} {kind} {row['id']:10} rel {row['relevance']:.3f}  p {p}", flush=True)
-    report: dict = {
-        "generator": generator.name,
-        "embedder": engine.embedder.name,
-        "relevance_gate": gate,
-        "min_kept": args.min_kept,
-        "seconds": round(time.perf_counter() - started, 1),
-        "loadavg": os.getloadavg(),
-        "languages": {},
-        "rows": rows,
-    }
+    if not (args.index or args.rows):
+        parser.error("give --index (measure) or --rows (choose from a previous run)")
+    settings = load_settings(**({"index_dir": args.index} if args.index else {}))
+    report = json.loads(args.rows.read_text()) if args.rows else _measure(settings)
+    rows = report["rows"]
+    report |= {"min_kept": args.min_kept, "languages": {}}
     for lang in sorted({r["lang"] for r in rows}):
         cal = [r for r in rows if r["lang"] == lang and r["split"] == "calibration"]
         held = [r for r in rows if r["lang"] == lang and r["split"] == "held-out"]
         chosen = _choose(cal, args.min_kept)
-        product = refusal_threshold(settings, generator.name, lang)
+        product = refusal_threshold(settings, report["generator"], lang)
         policies = {
             "retrieval gate only": lambda r: r["gated"],
             "gate + model's own refusal (p >= 0.5)": lambda r: _refused(r, OWN_REFUSAL),
@@ -141,6 +126,36 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     _plot(rows, report, RESULTS / "calibrate_refusal.png")
     print(f"wrote {out}")
+
+
+def _measure(settings) -> dict:
+    """Each question's relevance and, past retrieval's gate, its refusal probability."""
+    rows = []
+    started = time.perf_counter()
+    with open_engine(settings) as engine:
+        gate = min_relevance_for(settings, engine.embedder.name)
+        generator = engine.generator
+        for q in _questions():
+            passages = engine.retrieve(q["question"])
+            row = {k: q[k] for k in ("id", "lang", "question", "answerable", "split")}
+            row["relevance"] = round(relevance(passages), 4)
+            row["gated"] = row["relevance"] < gate
+            row["probability"] = None
+            if not row["gated"]:
+                _, messages = engine.prompt(q["question"], passages, language=q["lang"])
+                row["probability"] = generator.continuation_probability(messages, refusal(q["lang"]))
+            rows.append(row)
+            p = "   -  " if row["probability"] is None else f"{row['probability']:.4f}"
+            kind = "answerable  " if row["answerable"] else "UNANSWERABLE"
+            print(f"{row['split']:11} {kind} {row['id']:10} rel {row['relevance']:.3f}  p {p}", flush=True)
+    return {
+        "generator": generator.name,
+        "embedder": engine.embedder.name,
+        "relevance_gate": gate,
+        "seconds": round(time.perf_counter() - started, 1),
+        "loadavg": os.getloadavg(),
+        "rows": rows,
+    }
 
 
 def _plot(rows: list[dict], report: dict, path: Path) -> None:

@@ -67,7 +67,7 @@ class Settings:
     min_relevance: float = -1.0
     # The engine also refuses when the generator's probability of starting its answer with the
     # refusal sentence is at least this (the model doubts; a small one answers anyway). Negative:
-    # calibrated per bundled generator and language (rag.refusal: Qwen 0.5B en 0.03, es 0.24);
+    # calibrated per bundled generator and language (rag.refusal: Qwen 0.5B en 0.032, es 0.256);
     # 1 leaves it to the model's own greedy answer. Generators that cannot score (an OpenAI
     # server) skip it.
     refusal_probability: float = -1.0

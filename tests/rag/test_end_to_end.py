@@ -13,6 +13,7 @@ import pytest
 from ingest.lang import detect_language
 from ingest.settings import Settings
 from rag.engine import open_engine
+from rag.refusal import REFUSAL_PROBABILITY
 
 MANUALS = Path(__file__).resolve().parents[2] / "corpus" / "eyes17"
 FIRST_PAGE = 8  # page 1 of the cut PDFs is page 8 of the manuals
@@ -87,7 +88,10 @@ def test_question_about_the_product_that_the_manual_does_not_answer_is_refused(e
     answer = engine.ask(question)
     assert answer.refused, (answer.text, answer.refusal_score)
     assert answer.timings.prompt_tokens > 0  # the model was asked, not retrieval's gate
-    assert answer.refusal_score is not None and answer.refusal_score >= 0.03
+    assert (
+        answer.refusal_score is not None
+        and answer.refusal_score >= REFUSAL_PROBABILITY[engine.generator.name][answer.lang]
+    )
     assert answer.text == (
         "I could not find this in the documents."
         if "Bluetooth" in question
