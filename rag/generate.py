@@ -146,10 +146,13 @@ class TransformersGenerator:
         start = cache.get_seq_length() if cache is not None else 0
         ids = torch.cat([input_ids, torch.tensor([wanted])], dim=1)
         with torch.inference_mode():
-            out = self._model(input_ids=ids[:, start:], cache=cache, use_cache=True)
-        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
-        first = input_ids.shape[1] - start - 1  # the logits that predict the answer's first token
-        total = sum(float(logp[first + i, token]) for i, token in enumerate(wanted))
+            # Logits for the last prompt token and ``text``'s only: over the whole prompt they
+            # would cost a (prompt x vocabulary) product, seconds on a CPU.
+            out = self._model(
+                input_ids=ids[:, start:], cache=cache, use_cache=True, logits_to_keep=len(wanted) + 1
+            )
+        logp = torch.log_softmax(out.logits[0, : len(wanted)].float(), dim=-1)
+        total = sum(float(logp[i, token]) for i, token in enumerate(wanted))
         cache = out.cache
         cache.crop(-(len(wanted) + 1))  # back to the prompt but its last token: stream() feeds that
         with self._prefix_lock:
@@ -181,7 +184,7 @@ class TransformersGenerator:
                         cache = copy.deepcopy(self._prefixes[start]) if start else None
                         with torch.inference_mode():
                             rest = torch.tensor([target[len(start) :]])
-                            out = self._model(input_ids=rest, cache=cache, use_cache=True)
+                            out = self._model(input_ids=rest, cache=cache, use_cache=True, logits_to_keep=1)
                         self._remember(key, out.cache)
             best = self._longest_prefix(tuple(ids))
             if not best:

@@ -76,24 +76,20 @@ def test_unrelated_question_is_refused_without_the_model(engine, question):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "question",
-    [
-        "How do I pair the ExpEYES-17 with a phone over Bluetooth?",
-        "¿Cuál es el periodo de garantía del ExpEYES-17?",
-    ],
-)
-def test_question_about_the_product_that_the_manual_does_not_answer_is_refused(engine, question):
-    """The passages look relevant (retrieval lets it through), the model doubts: refused."""
-    answer = engine.ask(question)
-    assert answer.refused, (answer.text, answer.refusal_score)
-    assert answer.timings.prompt_tokens > 0  # the model was asked, not retrieval's gate
-    assert (
-        answer.refusal_score is not None
-        and answer.refusal_score >= REFUSAL_PROBABILITY[engine.generator.name][answer.lang]
-    )
-    assert answer.text == (
-        "I could not find this in the documents."
-        if "Bluetooth" in question
-        else "No encontré esto en los documentos."
-    )
+def test_question_about_the_product_that_the_manual_does_not_answer_is_refused(engine):
+    """The passages look relevant (retrieval lets it through); the model's doubt refuses, before
+    decoding. (On the whole sample corpus its greedy answer invents pairing steps:
+    bench/results/calibrate_refusal.json has the probabilities.)"""
+    answer = engine.ask("How do I pair the ExpEYES-17 with a phone over Bluetooth?")
+    assert answer.refused and answer.text == "I could not find this in the documents.", answer.text
+    assert answer.timings.prompt_tokens > 0  # the model was asked: not retrieval's gate
+    threshold = REFUSAL_PROBABILITY[engine.generator.name]["en"]
+    assert answer.refusal_score is not None and answer.refusal_score >= threshold
+    assert answer.timings.completion_tokens == 0  # refused before decoding
+
+
+@pytest.mark.slow
+def test_spanish_question_the_manual_does_not_answer_is_refused(engine):
+    answer = engine.ask("¿Cuál es el periodo de garantía del ExpEYES-17?")
+    assert answer.refused and answer.text == "No encontré esto en los documentos.", answer.text
+    assert answer.timings.prompt_tokens > 0 and answer.refusal_score is not None
