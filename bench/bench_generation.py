@@ -3,7 +3,8 @@
 Part 1 answers a typical question (English, Spanish) from an index of the sample manuals with
 k = 1, 2, 3, 5 passages and reports prompt tokens (exact, the chat-formatted prompt; "new" = those
 after the rules and worked examples, which the generator keeps prefilled), time to first token,
-total time and decode speed; each setting runs ``--repeat`` times and the fastest is kept. Part 2 feeds prompts of fixed sizes to the model alone to fit
+total time and decode speed; each setting runs ``--repeat`` times and the fastest is kept. Part 2 asks the same questions through the engine, with and without the refusal probe (its cost
+on the first token). Part 3 feeds prompts of fixed sizes to the model alone to fit
 first-token time ~ a + b * prompt tokens, the lever for choosing k and the passage budget.
 CPU times depend on what else runs: the load average is recorded with every run.
 
@@ -25,7 +26,7 @@ from ingest.lang import detect_language
 from ingest.records import Message
 from ingest.settings import load_settings
 from rag.answer import build_answer
-from rag.engine import open_engine
+from rag.engine import Engine, open_engine
 from rag.prompt import build_prompt, fit_passages
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,11 +65,14 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[300, 1200], help="passage token budgets")
     parser.add_argument("--repeat", type=int, default=2, help="runs per setting; the fastest is kept")
     parser.add_argument("--generator", help="another generator (default: the settings' one)")
+    parser.add_argument(
+        "--out", type=Path, help="results file (default: bench/results/bench_generation[-NAME].json)"
+    )
     args = parser.parse_args()
     settings = load_settings(index_dir=args.index).replace(max_new_tokens=args.max_new_tokens)
     if args.generator:
         settings = settings.replace(generator=args.generator)
-    report: dict = {"load_average_start": os.getloadavg()[0], "runs": [], "sizes": []}
+    report: dict = {"load_average_start": os.getloadavg()[0], "runs": [], "engine": [], "sizes": []}
     with open_engine(settings) as engine:
         t0 = time.perf_counter()
         generator = engine.generator
@@ -106,6 +110,23 @@ def main() -> None:
                     f"{answer.text[:50]!r} {run['citations']}",
                     flush=True,
                 )
+        print("\nthrough the engine (retrieval, prompt, refusal probe, first token):")
+        for q in QUESTIONS:
+            for probe in (False, True):  # refusal_probability 1 skips the probe
+                changed = settings.replace(refusal_probability=-1.0 if probe else 1.0)
+                probed = Engine(changed, engine.index, engine.embedder, generator)
+                # One run each: a second would find the whole prompt cached by the first probe.
+                best = probed.ask(q)
+                t = best.timings
+                report["engine"].append(
+                    {"question": q, "probe": probe, "first_token_s": t.first_token, "total_s": t.total,
+                     "retrieve_s": t.retrieve, "refused": best.refused, "refusal_score": best.refusal_score}
+                )  # fmt: skip
+                print(
+                    f"{q[:10]:10} probe {'on ' if probe else 'off'} | first token {t.first_token:5.2f} s | "
+                    f"total {t.total:5.2f} s | refused {best.refused} (p {best.refusal_score})",
+                    flush=True,
+                )
         filler = "The oscilloscope shows the voltage on A1 against time. " * 200
         sizes = [s for s in args.sizes if s > 0]
         if sizes:
@@ -134,9 +155,8 @@ def main() -> None:
     report["load_average_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     default = load_settings().generator
-    out = RESULTS / (
-        "bench_generation.json" if generator_name == default else f"bench_generation-{generator_name}.json"
-    )
+    name = "bench_generation.json" if generator_name == default else f"bench_generation-{generator_name}.json"
+    out = args.out or RESULTS / name
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"wrote {out}")
 
