@@ -116,18 +116,42 @@ class SentenceTransformerEmbedder:
         return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
 
 
+def backend_name(name: str, backend: str) -> str:
+    """The embedder name an index records for ``backend``: int8 vectors differ, so they get their own.
+
+    >>> backend_name("embeddinggemma-300m", "onnx"), backend_name("embeddinggemma-300m", "onnx-int8")
+    ('embeddinggemma-300m', 'embeddinggemma-300m+onnx-int8')
+    """
+    return f"{name}+{backend}" if backend == "onnx-int8" else name
+
+
 def load_embedder(
     choice: str,
     models_dir: Path,
     *,
     batch_size: int = 16,
     threads: int = 0,
+    backend: str = "torch",
 ) -> SentenceTransformerEmbedder:
     """The embedder a user chose: a bundled name, a local folder, or a model name.
+
+    ``backend`` is the ``embed_backend`` setting: "torch", or "onnx" / "onnx-int8" (ONNX Runtime,
+    exported once into ``models_dir/.derived``; see ``ingest.embed_onnx``).
 
     >>> load_embedder("all-minilm-l6-v2", models_dir).dim   # doctest: +SKIP
     384
     """
     path = resolve_model(choice, "embedder", models_dir)
     name = choice if not Path(choice).expanduser().is_dir() else Path(path).name
-    return SentenceTransformerEmbedder(path, name=name, batch_size=batch_size, threads=threads)
+    if backend == "torch":
+        return SentenceTransformerEmbedder(path, name=name, batch_size=batch_size, threads=threads)
+    from ingest.embed_onnx import DERIVED, OnnxEmbedder
+
+    return OnnxEmbedder(
+        path,
+        cache_dir=Path(models_dir) / DERIVED,
+        backend=backend,
+        name=name,
+        batch_size=batch_size,
+        threads=threads,
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from ingest.errors import ConfigError
 
 APP_NAME = "docqa"
+EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def _user_dir(kind: str) -> Path:
@@ -49,6 +50,11 @@ class Settings:
     max_file_mb: float = 64.0
     # Texts per embedding batch (memory stays bounded by this, not by the folder size).
     embed_batch_size: int = 16
+    # How the embedder runs: "torch", "onnx" (ONNX Runtime, same vectors, same index) or
+    # "onnx-int8" (int8 weights: another embedder name, so indexes are rebuilt). Both ONNX ones
+    # need onnxruntime and export the model once into models_dir/.derived
+    # (bench/bench_embed_backends.py).
+    embed_backend: str = "torch"
     # Passages given to the generator. 3 with context_tokens 300: the gold page of the sample
     # manuals' questions is in the top 3 for 24-25 of 26 (top 1: 19), and the prompt stays ~350
     # new tokens, about 3 s to the first token on 2 CPU cores (bench/bench_generation.py).
@@ -90,6 +96,12 @@ class Settings:
         )
         _check(self.max_file_mb > 0, "max_file_mb", self.max_file_mb, "use a positive size")
         _check(self.embed_batch_size >= 1, "embed_batch_size", self.embed_batch_size, "use >= 1")
+        _check(
+            self.embed_backend in EMBED_BACKENDS,
+            "embed_backend",
+            self.embed_backend,
+            f"use one of {', '.join(EMBED_BACKENDS)}",
+        )
         _check(1 <= self.top_k <= 50, "top_k", self.top_k, "use 1 to 50")
         _check(0.0 <= self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1")
         _check(

@@ -1,0 +1,142 @@
+"""ONNX Runtime embedder with the real MiniLM model: same vectors as torch, one cached export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest import models as provisioning
+from ingest.errors import ConfigError, ModelError
+from ingest.settings import Settings, load_settings
+
+TEXTS = [
+    "How do I measure a voltage with the A1 input?",
+    "¿Qué rango de voltaje admiten las entradas A1 y A2?",
+    "WeeChat: /server add libera irc.libera.chat/6697 -tls",
+    "La señal del generador aparece en el osciloscopio; ajuste la base de tiempo. " * 40,  # truncated
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory, models_dir) -> Path:
+    """A private export cache with MiniLM's fp32 export made once for this module."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    if not provisioning.is_fetched("all-minilm-l6-v2", models_dir):
+        pytest.skip(f"all-minilm-l6-v2 is not fetched in {models_dir}")
+    return tmp_path_factory.mktemp("derived")
+
+
+def _onnx(models_dir: Path, cache: Path, backend: str = "onnx"):
+    from ingest.embed_onnx import OnnxEmbedder
+
+    folder = provisioning.model_path("all-minilm-l6-v2", models_dir)
+    return OnnxEmbedder(str(folder), cache_dir=cache, backend=backend, name="all-minilm-l6-v2")
+
+
+@pytest.mark.slow
+def test_onnx_vectors_and_tokens_match_torch(onnx_cache, models_dir, minilm):
+    onnx = _onnx(models_dir, onnx_cache)
+    assert len(minilm.token_spans(TEXTS[3])) > minilm.max_tokens  # the long text is cut
+    for embed in ("embed_documents", "embed_queries"):
+        got, want = getattr(onnx, embed)(TEXTS), getattr(minilm, embed)(TEXTS)
+        assert got.dtype == np.float32 and got.shape == want.shape == (len(TEXTS), 384)
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        assert (got * want).sum(axis=1).min() >= 0.9999
+    assert onnx.embed_documents(TEXTS[:1]) @ onnx.embed_documents(TEXTS[1:2]).T < 0.9999  # not constant
+    assert onnx.embed_queries([]).shape == (0, 384)
+    assert (onnx.name, onnx.dim, onnx.max_tokens) == (minilm.name, minilm.dim, minilm.max_tokens)
+    for text in TEXTS:
+        assert onnx.token_spans(text) == minilm.token_spans(text)
+
+
+@pytest.mark.slow
+def test_second_load_reuses_the_export_and_a_bad_stamp_exports_again(onnx_cache, models_dir, monkeypatch):
+    from ingest import embed_onnx
+
+    model_folder = provisioning.model_path("all-minilm-l6-v2", models_dir)
+    files = sorted(model_folder.rglob("*"))
+    first = _onnx(models_dir, onnx_cache)
+    folder = first.path.parent
+    assert folder == onnx_cache / "all-minilm-l6-v2" / "onnx"
+    assert sorted(model_folder.rglob("*")) == files and provisioning.verify_folder(model_folder) == []
+    mtime = first.path.stat().st_mtime_ns
+    golden = onnx_cache / "golden"
+    shutil.copytree(folder, golden)
+    calls = []
+
+    def counting_export(model, path):  # a re-export, made cheap: copy the files of the first one
+        calls.append(path)
+        for name in ("model.onnx", "model.onnx.data"):
+            shutil.copy(golden / name, path.parent / name)
+
+    monkeypatch.setattr(embed_onnx, "export_onnx", counting_export)
+    _onnx(models_dir, onnx_cache)
+    assert calls == [] and first.path.stat().st_mtime_ns == mtime
+
+    stamp = folder / embed_onnx.STAMP
+    saved = json.loads(stamp.read_text())
+    stamp.write_text(json.dumps({**saved, "torch": "0.0.1"}))  # made by another torch
+    again = _onnx(models_dir, onnx_cache)
+    assert len(calls) == 1 and json.loads(stamp.read_text()) == saved
+    assert (again.embed_queries(TEXTS[:2]) * first.embed_queries(TEXTS[:2])).sum(axis=1).min() >= 0.9999
+
+    (folder / "model.onnx.data").write_bytes(b"truncated")  # the stamp is right, a file is not
+    _onnx(models_dir, onnx_cache)
+    assert len(calls) == 2 and (folder / "model.onnx.data").stat().st_size > 1e6
+
+    stamp.write_text("{not json")
+    _onnx(models_dir, onnx_cache)
+    assert len(calls) == 3 and json.loads(stamp.read_text()) == saved
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".onnx-")]  # no work folder left
+    shutil.rmtree(golden)
+
+
+@pytest.mark.slow
+def test_int8_has_its_own_name_and_export(onnx_cache, models_dir, minilm):
+    int8 = _onnx(models_dir, onnx_cache, "onnx-int8")
+    assert int8.name == "all-minilm-l6-v2+onnx-int8" != minilm.name
+    assert int8.path.parent.name == "onnx-int8" and int8.path.stat().st_size < 0.8 * 90e6
+    cosine = (int8.embed_documents(TEXTS) * minilm.embed_documents(TEXTS)).sum(axis=1)
+    assert cosine.min() > 0.95 and cosine.max() < 0.9999  # close to fp32, but not the same vectors
+
+
+def test_load_embedder_dispatch_errors(tmp_path, monkeypatch):
+    from ingest.embed import load_embedder
+    from ingest.embed_onnx import OnnxEmbedder
+
+    with pytest.raises(ModelError, match="local model folder"):
+        OnnxEmbedder("some/hub-name", cache_dir=tmp_path)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(ModelError, match="pip install onnxruntime"):
+        load_embedder(str(tmp_path), tmp_path, backend="onnx")
+
+
+def test_settings_embed_backend(tmp_path):
+    assert Settings().embed_backend == "torch"
+    assert load_settings(env={"DOCQA_EMBED_BACKEND": "onnx-int8"}).embed_backend == "onnx-int8"
+    config = tmp_path / "docqa.toml"
+    config.write_text('embed_backend = "onnx"\n')
+    assert load_settings(config, env={}).embed_backend == "onnx"
+    for bad in ("tensorrt", "ONNX", ""):
+        with pytest.raises(ConfigError, match="embed_backend"):
+            Settings(embed_backend=bad)
+    with pytest.raises(ConfigError, match="torch, onnx, onnx-int8"):
+        load_settings(env={"DOCQA_EMBED_BACKEND": "int4"})
+
+
+def test_model_identity_follows_the_files(tmp_path):
+    from ingest.embed_onnx import model_identity
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    before = model_identity(folder)
+    assert model_identity(folder) == before
+    (folder / "config.json").write_text('{"changed": 1}')
+    assert model_identity(folder) != before
