@@ -26,8 +26,10 @@ MIN_SUPPORT = 0.6  # share of a sentence's content words a passage must hold to 
 _HEADER_ECHO = re.compile(
     r"\[(\d+)\]\s*\((?:[^()\n]*\.(?:pdf|html?|txt|md|epub|docx)\b[^()\n]*)\)", re.IGNORECASE
 )
-# A sentence (without a citation marker) and its closing punctuation.
-_CLAIM = re.compile(r"([^.!?\n\[\]]*[^\W_][^.!?\n\[\]]*?)([.!?]|\n|$)")
+# A sentence (without a citation marker) and its closing punctuation. A . ! ? ends it only before
+# white space or the end: "5.1 kΩ", "eyes17.eyes.open()" and "irc.server.libera" are one claim.
+_CLAIM_CHAR = r"(?:[^.!?\n\[\]]|[.!?](?=[^\s.!?\[\]]))"
+_CLAIM = re.compile(rf"({_CLAIM_CHAR}*[^\W_]{_CLAIM_CHAR}*?)([.!?]+(?=\s|$)|\n|$)")
 _STOPWORD_TEXT = (  # folded (no accents), as _content compares them
     "the and for are is was with this that from can you your its it's not but have has into "
     "which what when where how why who use used using also then than there their they them "
@@ -131,6 +133,9 @@ def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
     >>> p = Passage("c", "f.pdf", "WG gives 5 Hz to 5 kHz sine waves.", 9, "", "en", 1.0, 1)
     >>> attribute("The WG range is 5 Hz to 5 kHz.", [p])
     ('The WG range is 5 Hz to 5 kHz [1].', [1])
+    >>> q = Passage("d", "f.pdf", "SEN is pulled up to 3.3 V by a 5.1 kΩ resistor.", 9, "", "en", 1.0, 1)
+    >>> attribute("A 5.1 kΩ resistor pulls SEN up to 3.3 V.", [q])
+    ('A 5.1 kΩ resistor pulls SEN up to 3.3 V [1].', [1])
     """
     vocab = [content_words(p.text) for p in passages]
     used: list[int] = []

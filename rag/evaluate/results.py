@@ -43,6 +43,7 @@ class AnswerRecord:
     lang: str
     citations: tuple[Mapping[str, Any], ...] = ()
     timings: Mapping[str, Any] = field(default_factory=dict)
+    refusal_score: float | None = None  # the generator's probability of the refusal sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ def _answer(data: Mapping[str, Any]) -> AnswerRecord:
         lang=data["lang"],
         citations=tuple(data.get("citations", ())),
         timings=dict(data.get("timings", {})),
+        refusal_score=data.get("refusal_score"),
     )
 
 

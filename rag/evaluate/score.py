@@ -112,6 +112,7 @@ def _record(answer: Answer, detect: Callable[[str], str]) -> AnswerRecord:
         text=answer.text,
         refused=answer.refused,
         unsupported=answer.unsupported,
+        refusal_score=answer.refusal_score,
         lang=detect(text) if text else "und",
         citations=tuple(
             {"number": c.number, "chunk_id": c.chunk_id, "source": c.source, "page": c.page}

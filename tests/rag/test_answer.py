@@ -120,3 +120,23 @@ def test_quote_comes_from_the_whole_chunk_when_the_prompt_held_a_window() -> Non
     answer = build_answer("q", "Inputs A1 and A2 accept ±16 volts range [1].", [window], passages=[full])
     assert answer.citations[0].quote.startswith("Inputs A1 and A2 must\nbe within ±16 volts range")
     assert answer.citations[0].quote.endswith("3.3V range.")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5.1 kΩ.", "5.1 kΩ [1]."),
+        ("A 5.1 kΩ resistor to 3.3 V", "A 5.1 kΩ resistor to 3.3 V [1]"),
+        ("import eyes17.eyes\np = eyes17.eyes.open()", "import eyes17.eyes [1]\np = eyes17.eyes.open() [1]"),
+        ("Then /set irc.server.libera.autoconnect on", "Then /set irc.server.libera.autoconnect on [1]"),
+    ],
+)
+def test_credited_markers_never_land_inside_numbers_or_dotted_names(raw, expected):
+    """A '.' inside "5.1" or "irc.server" does not end a sentence (the eval saw "5 [2].1 kΩ")."""
+    passage = Passage(
+        "c", "f.pdf",
+        "SEN is connected to 3.3 V through a 5.1 kΩ resistor. Programs start with import eyes17.eyes "
+        "and p = eyes17.eyes.open(). Type /set irc.server.libera.autoconnect on to connect at start.",
+        10, "", "en", 1.0, 1,
+    )  # fmt: skip
+    assert build_answer("q", raw, [passage]).text == expected
