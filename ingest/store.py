@@ -4,15 +4,18 @@ An index folder holds three files:
 
 - ``catalog.sqlite``: the single truth (files, chunks with their vectors, FTS5, ``version``);
   see ``ingest.catalog``.
-- ``vectors.faiss``: the vector store, a cache of the catalog's vectors; see ``ingest.vectors``.
-- ``manifest.json``: embedder name and dim, ``normalized``, ``format``, and ``catalog_version``,
-  the catalog version the FAISS file was written at.
+- ``vectors.faiss``: the vector store, a cache of the catalog's vectors; see ``ingest.vectors``:
+  exact (flat) below ``ann_threshold`` vectors, IVF from it on, retrained as the index grows.
+- ``manifest.json``: embedder name and dim, ``normalized``, ``format``, ``vector_store`` (the
+  FAISS index kind, with ``nlist``, ``nprobe`` and ``trained_for`` for IVF), and
+  ``catalog_version``, the catalog version the FAISS file was written at.
 
 Crash safety: each file's change is one SQLite transaction that bumps ``version``; ``commit()``
 writes the FAISS file beside the old one and renames it into place, then rewrites the manifest
 (same way) with the version it matches. Whenever the catalog version differs from the version of
 the vectors in hand (a crash between the two, another process writing), the vectors are reloaded
-or rebuilt from the catalog before any search: a mismatch is repaired, never served.
+or rebuilt from the catalog before any search: a mismatch is repaired, never served. A rebuild for
+reading is exact (flat, no training); ``commit()`` turns it into the kind the count calls for.
 """
 
 from __future__ import annotations
@@ -34,11 +37,22 @@ from ingest import catalog
 from ingest.catalog import FileState, FileUpdate
 from ingest.errors import EmbedderMismatch, IndexBusy, IndexCorrupt, IndexNotFound
 from ingest.records import Chunk
-from ingest.vectors import FlatVectors, sync_to_disk
+from ingest.vectors import (
+    ANN_THRESHOLD,
+    IVF,
+    FlatVectors,
+    build_vectors,
+    load_vectors,
+    needs_rebuild,
+    nlist_for,
+    plan,
+    sync_to_disk,
+)
 
 FORMAT = 1
 CATALOG, VECTORS, MANIFEST, LOCK = "catalog.sqlite", "vectors.faiss", "manifest.json", ".write.lock"
 _MAX_TERMS = 64
+_DF_CACHE_TERMS = 50_000  # document frequencies kept per catalog version (the lexical search's)
 
 __all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "open_index"]
 
@@ -59,7 +73,12 @@ class FileInfo:
 
 
 def open_index(
-    index_dir: Path, *, embedder_name: str | None = None, create: bool = False, dim: int | None = None
+    index_dir: Path,
+    *,
+    embedder_name: str | None = None,
+    create: bool = False,
+    dim: int | None = None,
+    ann_threshold: int | None = None,
 ) -> Index:
     """Open an index folder, checking it was built with the embedder asked for.
 
@@ -68,6 +87,8 @@ def open_index(
         embedder_name: refuse the index if it was built with another embedder (None: any).
         create: make an empty index if there is none (then ``embedder_name`` and ``dim`` are needed).
         dim: refuse the index if its vectors have another size (None: any).
+        ann_threshold: vector count from which ``commit`` writes an IVF index instead of an exact
+            flat one (default ``ingest.vectors.ANN_THRESHOLD``).
 
     Raises:
         IndexNotFound, IndexCorrupt, EmbedderMismatch.
@@ -106,16 +127,27 @@ def open_index(
             f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {embedder_name or built}' "
             f"or use --embedder {built}"
         )
-    return Index(index_dir, conn, built, built_dim)
+    return Index(index_dir, conn, built, built_dim, ann_threshold)
 
 
 class Index:
     """An open index folder. Safe to share between threads; use ``open_index`` to get one."""
 
-    def __init__(self, index_dir: Path, conn: sqlite3.Connection, embedder: str, dim: int) -> None:
+    def __init__(
+        self,
+        index_dir: Path,
+        conn: sqlite3.Connection,
+        embedder: str,
+        dim: int,
+        ann_threshold: int | None = None,
+    ) -> None:
         self.path = index_dir
         self.embedder = embedder
         self.dim = dim
+        self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
+        self._df: dict[str, int] = {}  # term -> chunks holding it, at catalog version self._df_version
+        self._df_version = -1
+        self._df_chunks = 0
         self._conn = conn
         self._lock = threading.RLock()
         self._write_lock: Any = None
@@ -159,17 +191,21 @@ class Index:
         """BM25 over chunk text: (chunk_id, score > 0, higher better), best first.
 
         Any text is accepted: its words are OR'ed, punctuation and quotes dropped, accents folded.
+        Words found in half the chunks or more are left out of the query when another of its words
+        is in at least ``k`` chunks: FTS5's BM25 gives them an IDF of 1e-6, so the chunks that only
+        they match rank below all the others and the ``k`` best are the same, but each such word
+        costs a pass over half the index (the 100k-chunk bench: p50 317 -> 63 ms).
         """
         terms = fts_terms(query)
         if not terms or k <= 0:
             return []
         sql = (
-            "SELECT c.chunk_id, -bm25(chunks_fts) FROM chunks_fts "
-            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?"
+            "SELECT c.chunk_id, -f.score FROM (SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f "
+            "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score"
         )
-        match = " OR ".join(f'"{t}"' for t in terms)
         with self._lock:
+            match = " OR ".join(f'"{t}"' for t in self._selective_terms(terms, k))
             return [(cid, float(score)) for cid, score in self._conn.execute(sql, (match, k))]
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
@@ -241,22 +277,30 @@ class Index:
             self._vectors_version = catalog.read_version(self._conn)
 
     def commit(self) -> None:
-        """Write the vectors to ``vectors.faiss`` atomically, then stamp the manifest."""
+        """Write the vectors to ``vectors.faiss`` atomically, then stamp the manifest.
+
+        First, if the vectors in hand are not the kind their count calls for (flat at
+        ``ann_threshold`` or more, IVF trained for a count ``GROWTH`` times away), they are rebuilt
+        from the catalog as that kind (training IVF lists takes seconds at 100k vectors)."""
         with self._lock:
             version = catalog.read_version(self._conn)
             if self._vectors_version == -1 and self.manifest.get("catalog_version") == version:
                 return  # nothing loaded, nothing written, and the file on disk is current
             self.begin_write()
             self._sync()
-            if self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
+            if needs_rebuild(self._vectors, self._vectors.count(), self.ann_threshold):
+                self._vectors, self._vectors_version = FlatVectors(self.dim), -1  # free it first
+                self._rebuild(fit=True)
+            elif self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
                 return
             self._vectors.save(self.path / VECTORS)
-            manifest = self.manifest | {
+            old = {k: v for k, v in self.manifest.items() if k not in ("nlist", "nprobe", "trained_for")}
+            manifest = old | {
                 "format": FORMAT,
                 "embedder": self.embedder,
                 "dim": self.dim,
                 "normalized": True,
-                "vector_store": "faiss-flat-ip",
+                **self._vectors.params(),
                 "catalog_version": self._vectors_version,
                 "chunks": self._vectors.count(),
             }
@@ -307,10 +351,12 @@ class Index:
         version = catalog.read_version(self._conn)
         if version == self._vectors_version:
             return
-        stamp = self.manifest.get("catalog_version")
+        manifest = self.manifest
+        stamp = manifest.get("catalog_version")
         if stamp == version and (self.path / VECTORS).is_file():
             try:
-                vectors = FlatVectors.load(self.path / VECTORS, self.dim)
+                trained = int(manifest["trained_for"]) if manifest.get("trained_for") else None
+                vectors = load_vectors(self.path / VECTORS, self.dim, trained)
             except ValueError:
                 vectors = None
             if vectors is not None and vectors.count() == self.count():
@@ -318,16 +364,50 @@ class Index:
                 return
         self._rebuild()
 
-    def _rebuild(self) -> None:
-        vectors = FlatVectors(self.dim)
+    def _rebuild(self, *, fit: bool = False) -> None:
+        """Vectors from the catalog: exact flat ones, or (``fit``) the kind ``plan`` chooses."""
         self._conn.execute("BEGIN")  # one snapshot: the version and the vectors agree
         try:
             version = catalog.read_version(self._conn)
-            for ids, batch in catalog.iter_vectors(self._conn):
-                vectors.add(ids, batch)
+            count = self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+            ivf = fit and plan(count, self.ann_threshold) == IVF
+            sample = self._sample_vectors(count) if ivf else None
+            threshold = self.ann_threshold if ivf else count + 1
+            vectors = build_vectors(self.dim, count, catalog.iter_vectors(self._conn), sample, threshold)
         finally:
             self._conn.execute("COMMIT")
         self._vectors, self._vectors_version = vectors, version
+
+    def _sample_vectors(self, count: int) -> np.ndarray:
+        """About ``TRAIN_POINTS_PER_LIST`` vectors per IVF list, at rowids spread evenly over the
+        catalog (never fewer than the lists; all of them for a small index)."""
+        from ingest.vectors import TRAIN_POINTS_PER_LIST
+
+        want = min(count, TRAIN_POINTS_PER_LIST * nlist_for(count))
+        low, high = self._conn.execute("SELECT min(rowid), max(rowid) FROM vectors").fetchone()
+        targets = np.unique(np.linspace(low, high, min(high - low + 1, want * (high - low + 1) // count + 1)))
+        rows: list[bytes] = []
+        for part in np.array_split(targets, max(1, len(targets) // 500)):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT vector FROM vectors WHERE rowid IN ({marks})"
+            rows += [r[0] for r in self._conn.execute(sql, [int(x) for x in part])]
+        if len(rows) < nlist_for(count):  # rowids too sparse: take the first ones instead
+            rows = [r[0] for r in self._conn.execute("SELECT vector FROM vectors LIMIT ?", (want,))]
+        return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), self.dim)
+
+    def _selective_terms(self, terms: list[str], k: int) -> list[str]:
+        """``terms`` less those in half the chunks or more, if one of the rest is in ``k`` chunks
+        or more (else the ``k`` best could include chunks that only the common words match)."""
+        version = catalog.read_version(self._conn)
+        if version != self._df_version or len(self._df) > _DF_CACHE_TERMS:
+            self._df, self._df_version = {}, version
+            self._df_chunks = self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        sql = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        for term in terms:
+            if term not in self._df:
+                self._df[term] = self._conn.execute(sql, (f'"{term}"',)).fetchone()[0]
+        kept = [t for t in terms if 2 * self._df[t] < self._df_chunks]
+        return kept if max((self._df[t] for t in kept), default=0) >= k else terms
 
 
 def fts_terms(query: str) -> list[str]:

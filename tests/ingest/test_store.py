@@ -1,4 +1,5 @@
-"""The index folder: read API, one transaction per file, embedder checks, repair of a stale FAISS file."""
+"""The index folder: read API, one transaction per file, embedder checks, repair of a stale FAISS file,
+the FAISS index kind chosen for the size (flat / IVF), and the lexical query's common words."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ingest.chunk import chunk_sections
 from ingest.errors import EmbedderMismatch, IndexCorrupt, IndexNotFound
 from ingest.records import Section
 from ingest.store import MANIFEST, VECTORS, IndexBusy, fts_terms, open_index
-from ingest.vectors import FlatVectors
+from ingest.vectors import FLAT, IVF, FlatVectors, IVFVectors, load_vectors, nlist_for
 from tests.fakes import HashEmbedder
 
 EMB = HashEmbedder(dim=32)
@@ -215,3 +216,185 @@ def test_same_path_in_two_roots_gets_distinct_sources(tmp_path: Path) -> None:
 def _version(folder: Path) -> int:
     with sqlite3.connect(folder / "catalog.sqlite") as conn:
         return int(conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+
+
+# -- the FAISS index kind follows the size (a small ann_threshold keeps these fast) ----------------
+
+MORE = tuple(
+    update(f"more{i}.txt", f"Spare part {word} number {i} for the {word} assembly.")
+    for i, word in enumerate(["gear", "spring", "valve", "pump", "fuse", "belt", "lamp", "motor"])
+)
+
+
+def _kind(folder: Path) -> tuple[str, object]:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    return manifest["vector_store"], load_vectors(folder / VECTORS, 32)
+
+
+def test_index_kind_switches_at_the_threshold_and_back(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with open_index(folder, embedder_name=EMB.name, create=True, dim=32, ann_threshold=6) as index:
+        index.apply(DOCS)  # 4 chunks
+        index.commit()
+        kind, vectors = _kind(folder)
+        assert kind == FLAT and type(vectors) is FlatVectors and "nlist" not in index.manifest
+        index.apply(MORE[:3])  # 7 chunks
+        index.commit()
+        kind, vectors = _kind(folder)
+        assert kind == IVF and isinstance(vectors, IVFVectors) and vectors.count() == 7
+        manifest = index.manifest
+        assert manifest["nlist"] == nlist_for(7) and manifest["trained_for"] == 7 and manifest["nprobe"] >= 1
+        assert sources(index, dense(index, "spare part valve number 2 for the valve assembly", 1)) == [
+            "more2.txt"
+        ]
+        for path in ("more0.txt", "more1.txt", "a.txt"):  # 3 chunks: half the threshold, stays IVF
+            assert index.remove_file(ROOT, path)
+        index.commit()
+        assert index.manifest["vector_store"] == IVF
+        for path in ("b.md",):  # 2 chunks: below half the threshold
+            assert index.remove_file(ROOT, path)
+        index.commit()
+        kind, vectors = _kind(folder)
+        assert kind == FLAT and type(vectors) is FlatVectors and vectors.count() == index.count() == 2
+        assert "nlist" not in index.manifest and "trained_for" not in index.manifest
+
+
+def test_ivf_index_reloads_removes_a_document_and_is_repaired(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with open_index(folder, embedder_name=EMB.name, create=True, dim=32, ann_threshold=6) as index:
+        index.apply(DOCS + MORE)
+        index.commit()
+    assert _kind(folder)[0] == IVF
+    with open_index(folder, ann_threshold=6) as index:  # loads the IVF file: no rebuild
+        assert sources(index, dense(index, "spare part pump number 3 for the pump assembly", 1)) == [
+            "more3.txt"
+        ]
+        assert isinstance(index._vectors, IVFVectors) and index._saved_version == index._vectors_version
+        assert index.remove_file(ROOT, "more3.txt")
+        found = dense(index, "spare part pump number 3 for the pump assembly", 20)
+        assert "more3.txt" not in sources(index, found) and len(found) == index.count() == 11
+        index.commit()
+    vectors = load_vectors(folder / VECTORS, 32)
+    assert isinstance(vectors, IVFVectors) and vectors.count() == 11
+    (folder / VECTORS).write_bytes(b"\0" * 100)  # damaged: rebuilt from the catalog, then IVF again
+    with open_index(folder, ann_threshold=6) as index:
+        found = dense(index, "spare part fuse number 4 for the fuse assembly", 20)
+        assert sources(index, found[:1]) == ["more4.txt"] and len(found) == 11
+        index.commit()
+    assert _kind(folder)[0] == IVF
+
+
+def test_ivf_lists_are_retrained_when_the_index_grows(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with open_index(folder, embedder_name=EMB.name, create=True, dim=32, ann_threshold=2) as index:
+        index.apply(DOCS[2:])  # 1 chunk: flat
+        index.apply(MORE[:2])  # 3 chunks: IVF trained for 3
+        index.commit()
+        assert index.manifest["vector_store"] == IVF and index.manifest["trained_for"] == 3
+        index.apply(MORE[2:6])  # 7 chunks: not 4x yet
+        index.commit()
+        assert index.manifest["trained_for"] == 3
+        index.apply(DOCS[:2] + MORE[6:])  # 12 chunks: 4x, not above
+        index.commit()
+        assert index.manifest["trained_for"] == 3
+        index.apply([update("z.txt", "Torque values for the bolts.")])  # 13 chunks > 4 * 3: retrained
+        index.commit()
+        manifest = index.manifest
+        assert manifest["trained_for"] == 13 and manifest["nlist"] == nlist_for(13) > nlist_for(3)
+        assert load_vectors(folder / VECTORS, 32, manifest["trained_for"]).count() == 13
+        assert sources(index, dense(index, "spare part motor number 7 for the motor assembly", 1)) == [
+            "more7.txt"
+        ]
+
+
+def test_an_existing_flat_index_keeps_working_and_the_next_commit_converts_it(tmp_path: Path) -> None:
+    import faiss
+
+    folder = tmp_path / "ix"
+    make(tmp_path, *DOCS, *MORE).close()
+    # the file and manifest as docqa wrote them before IVF existed
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    vectors = FlatVectors.load(folder / VECTORS, 32)
+    ids = [rowid for rowid, _ in vectors.search(np.ones(32, dtype=np.float32), 100)]
+    with sqlite3.connect(folder / "catalog.sqlite") as conn:
+        blobs = dict(conn.execute("SELECT rowid, vector FROM vectors"))
+    old.add_with_ids(np.stack([np.frombuffer(blobs[i], dtype=np.float32) for i in ids]), np.array(ids))
+    faiss.write_index(old, str(folder / VECTORS))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["vector_store"] == FLAT
+    with open_index(folder, ann_threshold=6) as index:  # 12 chunks >= 6, but the flat file is served
+        assert sources(index, dense(index, "spare part belt number 5 for the belt assembly", 1)) == [
+            "more5.txt"
+        ]
+        assert type(index._vectors) is FlatVectors and index._saved_version == index._vectors_version
+    with open_index(folder, ann_threshold=6) as index:
+        assert index.remove_file(ROOT, "c.pdf")
+        assert type(index._vectors) is FlatVectors
+        index.commit()  # a writer's commit rebuilds it as the kind its size calls for
+    assert _kind(folder)[0] == IVF and json.loads((folder / MANIFEST).read_text())["trained_for"] == 11
+    with open_index(folder, ann_threshold=6) as index:
+        found = dense(index, "spare part belt number 5 for the belt assembly", 20)
+        assert sources(index, found[:1]) == ["more5.txt"] and "c.pdf" not in sources(index, found)
+
+
+@pytest.mark.parametrize("kind", [FlatVectors, IVFVectors])
+def test_vectors_remove_by_id_and_survive_a_reload(tmp_path: Path, kind) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((200, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    ids = np.arange(1000, 1200)
+    vectors = IVFVectors.train(32, data, 200) if kind is IVFVectors else FlatVectors(32)
+    vectors.add(ids, data)
+    assert vectors.search(data[7], 1) == [(1007, pytest.approx(1.0, abs=1e-5))]
+    vectors.remove([1007, 1008, 5])  # 5: not there, ignored
+    assert vectors.count() == 198 and 1007 not in dict(vectors.search(data[7], 200))
+    vectors.save(tmp_path / "v.faiss")
+    loaded = load_vectors(tmp_path / "v.faiss", 32, 200)
+    assert type(loaded) is kind and loaded.count() == 198 and loaded.params() == vectors.params()
+    assert loaded.search(data[9], 1)[0][0] == 1009
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="size 32, expected 64"):
+        load_vectors(tmp_path / "v.faiss", 64)
+    if kind is IVFVectors:
+        with pytest.raises(ValueError, match="not a flat one"):
+            FlatVectors.load(tmp_path / "v.faiss", 32)
+
+
+# -- lexical: words in half the chunks or more are left out of the query ---------------------------
+
+COMMON = tuple(
+    update(f"m{i}.txt", f"The device manual explains the {word} of the device.")
+    for i, word in enumerate(["display", "battery", "menu", "cable", "sensor", "calibration"])
+)
+
+
+def test_a_query_of_common_words_still_finds_the_rare_word(tmp_path: Path) -> None:
+    with make(tmp_path, *COMMON, *(update(f"n{i}.txt", f"Calibration note {i}.") for i in range(3))) as index:
+        hits = index.search_lexical("the device manual explains the device calibration", 4)
+        assert sorted(sources(index, [c for c, _ in hits])) == ["m5.txt", "n0.txt", "n1.txt", "n2.txt"]
+        # "the", "device" are in 6 of 9 chunks: left out, as "calibration" is in 4 >= k chunks
+        assert index._selective_terms(["the", "device", "calibration", "zzz"], 4) == ["calibration", "zzz"]
+        # ... but kept when the rest cannot fill the k results alone, or when nothing else is left
+        assert index._selective_terms(["the", "device", "calibration"], 5) == ["the", "device", "calibration"]
+        assert len(index.search_lexical("the device manual", 10)) == 6
+        # the k best are BM25 over all the words: left-out words weigh 1e-6 (FTS5's IDF floor)
+        sql = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts)"
+        full = index._conn.execute(sql, ('"the" OR "device" OR "calibration" OR "note"',)).fetchall()
+        kept = index.search_lexical("the device calibration note", 3)
+        assert [s for _, s in kept] == pytest.approx([s for _, s in full[:3]], abs=1e-4)
+        assert sources(index, [c for c, _ in kept]) == ["n0.txt", "n1.txt", "n2.txt"]
+
+
+def test_tiny_index_keeps_every_word(tmp_path: Path) -> None:
+    # 2 chunks: each word is in half of them (IDF 1e-6), yet they are all the lexical search has
+    with make(tmp_path, update("v.txt", "Para medir un voltaje, conecte la señal."), update("s.txt", "Scope timebase.")) as index:  # fmt: skip
+        hits = index.search_lexical("mido voltaje senal", 5)
+        assert sources(index, [c for c, _ in hits]) == ["v.txt"]
+
+
+def test_document_frequencies_follow_the_catalog(tmp_path: Path) -> None:
+    with make(tmp_path, *COMMON) as index:
+        assert index._selective_terms(["device", "display"], 1) == ["display"]
+        index.apply([update(f"x{i}.txt", f"Unrelated note {i} about shipping.") for i in range(7)])
+        assert index._selective_terms(["device", "display"], 1) == ["device", "display"]  # 6 of 13 now
+        assert len(index.search_lexical("device", 20)) == 6
