@@ -1,9 +1,10 @@
 """PDF loader: one section per page with text, headed by the outline (bookmarks) when there is one.
 
 Reads the text layer with pdfium; it does not OCR. A page without text that shows an image (a
-scan) is reported as a warning, a blank page is skipped quietly, and a PDF with no text at all is
-refused. Languages are set by ``ingest.load``, not here. pdfium is not thread-safe: load PDFs
-from one thread per process.
+scan) is reported as a warning, a blank page is skipped quietly, table-of-contents pages are left
+out (with one warning naming them), and a PDF with no text at all is refused. Languages are
+set by ``ingest.load``, not here. pdfium is not thread-safe: load PDFs from one thread per
+process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _SOFT_HYPHENS = re.compile(r"[\x02\ufffe\u00ad]\n?")  # pdfium marks hyphenated 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\xa0\u2000-\u200a]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# A table-of-contents line: a title, dot leaders, a page number ("2.15 Lemon cell . . . . 27").
+_LEADER_LINE = re.compile(r"(?:\.\s*){4,}\d+\s*$")
+_MIN_LEADER_LINES = 5
 
 
 def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
@@ -38,6 +42,7 @@ def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
         headings = _page_headings(doc)
         sections: list[Section] = []
         warnings: list[str] = []
+        contents: list[int] = []  # pages that are a table of contents
         for index in range(len(doc)):
             try:
                 text, has_images = _page_text(doc, index)
@@ -48,12 +53,34 @@ def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
                 if has_images:  # a blank page (no images) is skipped without a warning
                     warnings.append(f"page {index + 1} has no text layer (scanned?)")
                 continue
+            if is_contents(text):
+                contents.append(index + 1)
+                continue
             sections.append(Section(text, source, page=index + 1, heading=headings.get(index, "")))
     finally:
         doc.close()
     if not sections:
         raise LoadError("no text layer on any page (scanned PDF?); OCR it first")
+    if contents:
+        pages = ", ".join(map(str, contents))
+        warnings.append(f"table of contents not indexed (page{'s' if len(contents) > 1 else ''} {pages})")
     return sections, warnings
+
+
+def is_contents(text: str) -> bool:
+    """Whether a page is a table of contents: most of its lines end in dot leaders and a number.
+
+    Such pages repeat every heading of the manual and answer nothing ("2.15 Lemon cell . . . 27"),
+    yet they match every question's words: indexed, they crowd out the pages they point to.
+
+    >>> is_contents("Contents\\n" + "\\n".join(f"{i} Topic {i} . . . . . . {i + 3}" for i in range(8)))
+    True
+    >>> is_contents("Connect PV1 to A1. Set PV1 to 2 V.\\nThe voltage is shown . . . . . in 5")
+    False
+    """
+    lines = [line for line in text.split("\n") if line.strip()]
+    leaders = sum(1 for line in lines if _LEADER_LINE.search(line))
+    return leaders >= _MIN_LEADER_LINES and leaders >= 0.4 * len(lines)
 
 
 def _open(path: Path) -> pdfium.PdfDocument:

@@ -137,6 +137,15 @@ def test_pdf_headings_come_from_the_outline(english):
     assert sum(1 for h in by_page.values() if h) > 90
 
 
+@pytest.mark.parametrize("pdf", [EN_PDF, ES_PDF])
+def test_table_of_contents_pages_are_left_out_with_a_warning(pdf):
+    sections, warnings = load_file_with_warnings(pdf, "eyes17.pdf")
+    pages = {s.page for s in sections}
+    assert not pages & {3, 4, 5} and {2, 7} <= pages  # the preface and chapter 1 stay
+    assert "table of contents not indexed (pages 3, 4, 5)" in warnings
+    assert not any(". . . . . . . ." in s.text for s in sections)
+
+
 def test_spanish_manual_is_detected_as_spanish():
     sections = load_file(ES_PDF, "eyes17/es/eyes17.pdf")
     assert 70 <= len(sections) <= 79
