@@ -221,6 +221,15 @@ def get_chunks(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Chunk]
     return found
 
 
+def file_vectors(conn: sqlite3.Connection, root: str, path: str) -> dict[str, bytes]:
+    """Chunk text -> stored vector (raw float32 bytes) of the file's indexed version."""
+    sql = (
+        "SELECT c.text, v.vector FROM files f JOIN chunks c ON c.file_id = f.id "
+        "JOIN vectors v ON v.rowid = c.rowid WHERE f.root = ? AND f.path = ?"
+    )
+    return dict(conn.execute(sql, (root, path)))
+
+
 def lead_ins(conn: sqlite3.Connection, ids: Sequence[str], max_chars: int) -> dict[str, str]:
     """The start of each chunk's first line when the chunk begins mid-line, from the chunk before.
 

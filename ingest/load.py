@@ -39,6 +39,9 @@ _LOADERS: dict[str, Loader] = {
     ".docx": load_docx,
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+# Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
+# file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
+LOADER_VERSION = 2
 """Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
 
 _MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge

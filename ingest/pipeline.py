@@ -14,6 +14,7 @@ window and the FAISS file every minute and at the end (``ingest.store`` repairs 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ingest.embed import Embedder
 from ingest.errors import NothingToIndex
+from ingest.load import LOADER_VERSION
 from ingest.records import FileRecord, IngestReport, Skipped
 from ingest.scan import read_ignore, scan_files, scan_folder
 from ingest.settings import Settings
@@ -89,7 +91,14 @@ def ingest_folder(
         records = [f for f in found if isinstance(f, FileRecord)]
         if not records:
             raise NothingToIndex(_nothing_message(folder, [f for f in found if isinstance(f, Skipped)]))
-        report = _run(index, root, found, states, embedder, settings, progress, remove_missing)
+        reread = _stale_reading(index, root, states)
+        report = _run(index, root, found, states, embedder, settings, progress, remove_missing, reread)
+        if reread:  # recorded only now that every file was read again (a crash before: redone)
+            index.set_meta(_loader_key(root), str(LOADER_VERSION))
+            index.commit()
+            note = Skipped(".", "docqa reads documents differently since this folder was indexed: every file "
+                           "was read again (unchanged text kept its vectors)")  # fmt: skip
+            report = dataclasses.replace(report, warnings=(note, *report.warnings))
     return _timed(report, started)
 
 
@@ -132,9 +141,28 @@ def ingest_paths(
     with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
         index.begin_write()
         states = index.file_states(str(root))
+        _stale_reading(index, root, states)
         found = list(scan_files(root, list(paths), _max_bytes(settings), known=_known(states)))
         report = _run(index, root, found, states, embedder, settings, progress, remove_missing=False)
     return _timed(report, started)
+
+
+def _loader_key(root: Path) -> str:
+    return f"loader_version:{root}"
+
+
+def _stale_reading(index: Index, root: Path, states: dict) -> bool:
+    """Whether the files indexed from ``root`` were read by other loaders than these.
+
+    A root with nothing indexed yet is marked current at once (its files will all be read now;
+    recorded before the run, as it bumps the catalog version the run's commit stamps).
+    """
+    if index.meta(_loader_key(root)) == str(LOADER_VERSION):
+        return False
+    if not states:
+        index.set_meta(_loader_key(root), str(LOADER_VERSION))
+        return False
+    return True
 
 
 def remove_document(index_dir: Path, path: str | Path) -> bool:
@@ -171,9 +199,10 @@ def _run(
     settings: Settings,
     progress: Callable[[Progress], None] | None,
     remove_missing: bool,
+    reread: bool = False,
 ) -> IngestReport:
     records = [f for f in found if isinstance(f, FileRecord)]
-    plan = _plan(records, states, remove_missing)
+    plan = _plan(records, states, remove_missing, reread)
     writer = Writer(index, str(root), embedder, settings, progress, previous=set(states))
     writer.skipped += [f for f in found if isinstance(f, Skipped)] + list(plan.skipped)
     for record in plan.touched:
@@ -193,17 +222,22 @@ def _run(
         skipped=tuple(writer.skipped),
         warnings=tuple(writer.warnings),
         chunks_added=writer.chunks_added,
+        chunks_reused=writer.chunks_reused,
     )
 
 
-def _plan(records: Sequence[FileRecord], states: dict, remove_missing: bool) -> _Plan:
+def _plan(records: Sequence[FileRecord], states: dict, remove_missing: bool, reread: bool = False) -> _Plan:
+    """Sort the scanned files: unchanged, touched (same content, new mtime), moved, to (re)index.
+
+    ``reread``: files with unchanged content are indexed again too (docqa's loaders changed).
+    """
     present = {r.path for r in records}
     gone = [p for p in states if p not in present] if remove_missing else []
     gone_by_sha = {states[p].sha256: p for p in gone if states[p].status == "indexed"}
     unchanged, touched, moved, todo, skipped = [], [], [], [], []
     for r in records:
         state = states.get(r.path)
-        if state is not None and state.sha256 == r.sha256:
+        if state is not None and state.sha256 == r.sha256 and not reread:
             if (state.size, state.mtime) != (r.size, r.mtime):
                 touched.append(r)
             if state.status == "indexed":

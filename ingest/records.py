@@ -166,4 +166,5 @@ class IngestReport:
     skipped: tuple[Skipped, ...] = ()
     warnings: tuple[Skipped, ...] = ()
     chunks_added: int = 0
+    chunks_reused: int = 0  # of chunks_added, those whose vector came from the file's previous version
     seconds: float = 0.0

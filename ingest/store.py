@@ -214,6 +214,26 @@ class Index:
             found = catalog.get_chunks(self._conn, chunk_ids)
         return [found[i] for i in chunk_ids if i in found]
 
+    def file_vectors(self, root: str, path: str) -> dict[str, np.ndarray]:
+        """Chunk text -> vector of a file's indexed version (empty when it is not indexed).
+
+        A changed file keeps the vectors of its unchanged chunk texts: only new text is embedded.
+        """
+        with self._lock:
+            found = catalog.file_vectors(self._conn, root, path)
+        return {text: np.frombuffer(blob, dtype=np.float32) for text, blob in found.items()}
+
+    def meta(self, key: str) -> str | None:
+        """A value recorded in the catalog's meta table, None when absent."""
+        with self._lock:
+            return catalog.read_meta(self._conn).get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record ``key = value`` in the catalog (its own transaction)."""
+        with self._lock:
+            self.begin_write()
+            catalog.write_meta(self._conn, {key: value})
+
     def lead_ins(self, chunk_ids: Sequence[str], max_chars: int = 240) -> dict[str, str]:
         """The text before each chunk on its first line, for chunks that start mid-line.
 

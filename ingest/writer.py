@@ -49,6 +49,7 @@ class _Pending:
     record: FileRecord
     chunks: tuple[Chunk, ...]
     pages: int
+    known: dict[str, np.ndarray]  # chunk text -> vector from the file's previous version
 
 
 class Writer:
@@ -70,6 +71,7 @@ class Writer:
         self.skipped: list[Skipped] = []
         self.warnings: list[Skipped] = []
         self.chunks_added = 0
+        self.chunks_reused = 0
         self._index, self._root, self._embedder = index, root, embedder
         self._batch = settings.embed_batch_size
         self._size, self._overlap = chunk_limit(
@@ -123,7 +125,8 @@ class Writer:
         if not chunks:
             return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
         pages = max((s.page or 0 for s in sections), default=0)
-        self._pending.append(_Pending(record, tuple(chunks), pages))
+        known = self._index.file_vectors(self._root, record.path) if record.path in self._previous else {}
+        self._pending.append(_Pending(record, tuple(chunks), pages, known))
 
     def _skip_content(self, record: FileRecord, reason: str) -> None:
         self._skips.append(
@@ -175,8 +178,19 @@ class Writer:
         """One (chunks, dim) array per pending file; batches are length-sorted across files."""
         dim = self._embedder.dim
         out = [np.empty((len(p.chunks), dim), dtype=np.float32) for p in self._pending]
+        reused = []
+        for f, p in enumerate(self._pending):  # unchanged text of a changed file: its vector stands
+            for c, chunk in enumerate(p.chunks):
+                vector = p.known.get(chunk.text)
+                if vector is not None and vector.shape == (dim,):
+                    out[f][c] = vector
+                    reused.append((f, c))
+        self.chunks_reused += len(reused)
+        if reused:
+            self._advance(reused)
+        done = set(reused)
         order = sorted(
-            ((f, c) for f, p in enumerate(self._pending) for c in range(len(p.chunks))),
+            ((f, c) for f, p in enumerate(self._pending) for c in range(len(p.chunks)) if (f, c) not in done),
             key=lambda fc: -self._pending[fc[0]].chunks[fc[1]].tokens,
         )
         for start in range(0, len(order), self._batch):

@@ -106,7 +106,8 @@ def _summary(report: IngestReport, folder: Path, index_dir: Path) -> str:
     lines = [
         f"{folder} -> {index_dir} in {report.seconds:.1f} s: {len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
-        f"{len(report.skipped)} skipped; {report.chunks_added} chunks embedded"
+        f"{len(report.skipped)} skipped; {report.chunks_added - report.chunks_reused} chunks embedded"
+        + (f", {report.chunks_reused} kept their vectors" if report.chunks_reused else "")
     ]
     for title, items in (("skipped", report.skipped), ("warnings", report.warnings)):
         if items:
