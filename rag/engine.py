@@ -53,10 +53,6 @@ class Engine:
         self.embedder = embedder
         self._generator = generator
 
-    def use_generator(self, generator: Generator) -> None:
-        """Answer with ``generator`` from now on (e.g. one loaded in the background)."""
-        self._generator = generator
-
     @property
     def generator(self) -> Generator:
         """The generator, loaded the first time it is needed."""

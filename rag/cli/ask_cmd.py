@@ -44,16 +44,13 @@ def ask(
       docqa ask "What is SQ1?" --json | jq .citations
     """
     from rag.engine import check_question, open_engine
-    from rag.generate import load_generator
 
     question = check_question(question)  # before seconds of model loading
     settings = settings_from(
         index_dir=index_dir, top_k=top_k, generator=generator, embedder=embedder, models_dir=models_dir
     )
-    _index_exists(settings.index_dir)  # a missing index is reported at once, not after loading
-    loading = _Background(lambda: load_generator(settings))  # while the embedder loads
     with open_engine(settings) as engine:
-        engine.use_generator(loading.result())  # loaded now, so the timings are the answer's own
+        engine.generator  # noqa: B018 -- load the model now, so the timings are the answer's own
         answer, streamed = None, ""
         for item in engine.stream(question, language=language):
             if isinstance(item, Answer):
@@ -68,40 +65,6 @@ def ask(
         return
     click.echo()
     click.echo(_footer(answer, streamed))
-
-
-class _Background:
-    """Run ``work`` in a daemon thread; ``result()`` waits and re-raises its error here.
-
-    A one-shot ``docqa ask`` loads two models; loading the generator while the embedder loads
-    saves up to the shorter of the two (bench/bench_load.py).
-    """
-
-    def __init__(self, work) -> None:
-        import threading
-
-        self._value: object = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
-        self._thread.start()
-
-    def _run(self, work) -> None:
-        try:
-            self._value = work()
-        except BaseException as err:  # re-raised by result() in the caller's thread
-            self._error = err
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def _index_exists(index_dir: Path) -> None:
-    from ingest.store import open_index
-
-    open_index(index_dir).close()  # IndexNotFound, IndexCorrupt: one-line errors
 
 
 def _footer(answer: Answer, streamed: str) -> str:

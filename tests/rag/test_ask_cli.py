@@ -122,16 +122,3 @@ def test_a_refusal_by_the_model_says_why_and_shows_the_closest_passages():
     assert "model judged" not in _footer(refused, refused.text)
     footer = _footer(doubted, doubted.text)
     assert "refusal probability 0.40" in footer and "eyes17.pdf p. 99 (relevance 0.55)" in footer
-
-
-def test_background_loading_returns_the_value_or_raises_here():
-    from ingest.errors import GeneratorUnavailable
-    from rag.cli.ask_cmd import _Background
-
-    assert _Background(lambda: 42).result() == 42
-
-    def broken():
-        raise GeneratorUnavailable("cannot load generator /x")
-
-    with pytest.raises(GeneratorUnavailable, match="cannot load generator"):
-        _Background(broken).result()
