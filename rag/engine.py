@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ingest.embed import Embedder, load_embedder
+from ingest.embed import Embedder, backend_name, load_embedder
 from ingest.errors import EmptyQuestion
 from ingest.lang import detect_language
 from ingest.records import Answer, Message, Passage, Timings
@@ -255,9 +255,15 @@ def open_engine(
     index = open_index(index_dir)  # IndexNotFound before a model is loaded
     try:
         if embedder is None:
-            if not Path(settings.embedder).expanduser().is_dir() and settings.embedder != index.embedder:
-                open_index(index_dir, embedder_name=settings.embedder)  # raises EmbedderMismatch
-            embedder = load_embedder(settings.embedder, settings.models_dir, threads=settings.threads)
+            wanted = backend_name(settings.embedder, settings.embed_backend)
+            if not Path(settings.embedder).expanduser().is_dir() and wanted != index.embedder:
+                open_index(index_dir, embedder_name=wanted)  # raises EmbedderMismatch
+            embedder = load_embedder(
+                settings.embedder,
+                settings.models_dir,
+                threads=settings.threads,
+                backend=settings.embed_backend,
+            )
         if embedder.name != index.embedder:
             open_index(index_dir, embedder_name=embedder.name)  # raises EmbedderMismatch
     except BaseException:

@@ -32,8 +32,8 @@ _INDEX_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "vectors.faiss", "manife
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…", max_entries=2)
-def _embedder(name: str, models_dir: str, threads: int) -> Embedder:
-    return load_embedder(name, Path(models_dir), threads=threads)
+def _embedder(name: str, models_dir: str, threads: int, backend: str = "torch") -> Embedder:
+    return load_embedder(name, Path(models_dir), threads=threads, backend=backend)
 
 
 @st.cache_resource(show_spinner="Loading the language model…", max_entries=2)
@@ -73,7 +73,7 @@ def get_embedder(settings: Settings) -> Embedder:
     injected = st.session_state.get(EMBEDDER_KEY)
     if injected is not None:
         return injected
-    return _embedder(settings.embedder, str(settings.models_dir), settings.threads)
+    return _embedder(settings.embedder, str(settings.models_dir), settings.threads, settings.embed_backend)
 
 
 def get_generator(settings: Settings) -> Generator:

@@ -72,11 +72,15 @@ def ingest(
             raise click.UsageError("give a FOLDER to index, or --remove PATH")
         return
     check_folder(folder, settings, exclude)  # checked again by ingest_folder; here before loading a model
-    _check_embedder(settings.index_dir, settings.embedder)
-    from ingest.embed import load_embedder
+    from ingest.embed import backend_name, load_embedder
 
+    _check_embedder(settings.index_dir, backend_name(settings.embedder, settings.embed_backend))
     model = load_embedder(
-        settings.embedder, settings.models_dir, batch_size=settings.embed_batch_size, threads=settings.threads
+        settings.embedder,
+        settings.models_dir,
+        batch_size=settings.embed_batch_size,
+        threads=settings.threads,
+        backend=settings.embed_backend,
     )
     with _Bar() as bar:
         report = ingest_folder(

@@ -140,3 +140,40 @@ def test_model_identity_follows_the_files(tmp_path):
     assert model_identity(folder) == before
     (folder / "config.json").write_text('{"changed": 1}')
     assert model_identity(folder) != before
+
+
+@pytest.mark.slow
+def test_the_backend_setting_reaches_ingest_and_the_engine(tmp_path, models_dir):
+    """DOCQA_EMBED_BACKEND=onnx-int8: the CLI indexes with it, the engine queries with it, and
+    torch refuses that index with the fix (int8 vectors are another embedder)."""
+    import os
+    import subprocess
+
+    from ingest.errors import EmbedderMismatch
+    from rag.engine import open_engine
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    if not provisioning.is_fetched("all-minilm-l6-v2", models_dir):
+        pytest.skip(f"all-minilm-l6-v2 is not fetched in {models_dir}")
+    private = tmp_path / "models"  # the exports land in private/.derived, not in the user's cache
+    shutil.copytree(provisioning.model_path("all-minilm-l6-v2", models_dir), private / "all-minilm-l6-v2")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "power.md").write_text("# Power\n\nThe battery lasts ten hours on a full charge.")
+    (docs / "lens.md").write_text("# Care\n\nClean the lens with a soft cloth.")
+    env = {**os.environ, "DOCQA_MODELS_DIR": str(private), "DOCQA_EMBED_BACKEND": "onnx-int8"}
+    args = ["ingest", str(docs), "--index", str(tmp_path / "ix"), "--embedder", "all-minilm-l6-v2", "--json"]
+    result = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        json.loads((tmp_path / "ix" / "manifest.json").read_text())["embedder"]
+        == "all-minilm-l6-v2+onnx-int8"
+    )
+    assert (private / ".derived" / "all-minilm-l6-v2" / "onnx-int8").is_dir()
+
+    settings = Settings(index_dir=tmp_path / "ix", models_dir=private, embedder="all-minilm-l6-v2")
+    with open_engine(settings.replace(embed_backend="onnx-int8")) as engine:
+        assert engine.retrieve("How long does the battery last?", k=1)[0].source == "power.md"
+    with pytest.raises(EmbedderMismatch, match=r"all-minilm-l6-v2\+onnx-int8"):
+        open_engine(settings)
