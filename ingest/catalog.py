@@ -146,13 +146,14 @@ def file_states(conn: sqlite3.Connection, root: str) -> dict[str, FileState]:
     return {row[0]: FileState(*row[1:]) for row in rows}
 
 
-def same_content(conn: sqlite3.Connection, sha256: str, root: str, path: str) -> str | None:
-    """The source of another indexed file with this content, if any (ids would collide)."""
+def same_content(conn: sqlite3.Connection, sha256: str, root: str, path: str) -> tuple[str, str] | None:
+    """(root, path) of another indexed file with this content, if any (ids would collide)."""
     row = conn.execute(
-        "SELECT source FROM files WHERE sha256 = ? AND status = 'indexed' AND NOT (root = ? AND path = ?)",
+        "SELECT root, path FROM files "
+        "WHERE sha256 = ? AND status = 'indexed' AND NOT (root = ? AND path = ?)",
         (sha256, root, path),
     ).fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
 
 
 def apply(conn: sqlite3.Connection, updates: Sequence[FileUpdate]) -> tuple[list[int], list[int]]:

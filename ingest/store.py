@@ -259,8 +259,8 @@ class Index:
         with self._lock:
             return catalog.file_states(self._conn, root)
 
-    def same_content(self, sha256: str, root: str, path: str) -> str | None:
-        """The source of another indexed file with the same content, if any."""
+    def same_content(self, sha256: str, root: str, path: str) -> tuple[str, str] | None:
+        """(root, path) of another indexed file with the same content, if any."""
         with self._lock:
             return catalog.same_content(self._conn, sha256, root, path)
 

@@ -98,7 +98,7 @@ class Writer:
 
     def _add(self, record: FileRecord) -> None:
         pending = next((p.record.path for p in self._pending if p.record.sha256 == record.sha256), None)
-        twin = pending or self._index.same_content(record.sha256, self._root, record.path)
+        twin = pending or self._twin(record)
         if twin:  # same content would give the same chunk ids: index it once
             self._index.remove_file(self._root, record.path)
             return self._done(record, Skipped(record.path, f"same content as {twin}, indexed once"))
@@ -127,6 +127,23 @@ class Writer:
         pages = max((s.page or 0 for s in sections), default=0)
         known = self._index.file_vectors(self._root, record.path) if record.path in self._previous else {}
         self._pending.append(_Pending(record, tuple(chunks), pages, known))
+
+    def _twin(self, record: FileRecord) -> str | None:
+        """Where an indexed copy of this file's content is, if it is still on disk.
+
+        A copy whose file is gone (its folder moved or deleted, and not ingested since) gives way:
+        it leaves the index, with a warning, and this file is indexed in its place.
+        """
+        found = self._index.same_content(record.sha256, self._root, record.path)
+        if found is None:
+            return None
+        root, path = found
+        where = path if root == self._root else str(Path(root, path))
+        if Path(root, path).is_file():
+            return where
+        self._index.remove_file(root, path)
+        self.warnings.append(Skipped(record.path, f"replaces {where}, indexed before but gone from disk"))
+        return None
 
     def _skip_content(self, record: FileRecord, reason: str) -> None:
         self._skips.append(

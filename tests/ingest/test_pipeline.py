@@ -335,3 +335,24 @@ def test_a_second_writer_fails_fast(docs: Path, tmp_path: Path) -> None:
             run(docs, tmp_path / "ix", embedder)
         assert embedder.calls == []
     assert run(docs, tmp_path / "ix").updated == ("guide.md",)
+
+
+def test_a_moved_folder_takes_over_from_its_old_place(docs: Path, tmp_path: Path) -> None:
+    """Same files under a new root: while the old copies exist they keep the index (ids would
+    collide); once the old folder is gone, the new copies replace them instead of being skipped."""
+    run(docs, tmp_path / "ix")
+    moved = tmp_path / "moved"
+    shutil.copytree(docs, moved)
+    report = run(moved, tmp_path / "ix")
+    assert report.added == () and len(report.skipped) == 3
+    assert f"same content as {docs.resolve() / 'guide.md'}, indexed once" in {
+        s.reason for s in report.skipped
+    }
+    shutil.rmtree(docs)
+    report = run(moved, tmp_path / "ix")
+    assert sorted(report.added) == ["es/guia.txt", "guide.md", "notes/faq.txt"] and not report.skipped
+    assert any("gone from disk" in w.reason for w in report.warnings)
+    with open_index(tmp_path / "ix") as index:
+        assert {f.root for f in index.files()} == {str(moved.resolve())}
+    assert search(tmp_path / "ix", "battery lasts ten hours")[0] == "guide.md"
+    consistent(tmp_path / "ix")
