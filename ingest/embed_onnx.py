@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -124,6 +125,12 @@ def ensure_export(model, source: Path, cache_dir: Path, backend: str) -> Path:
         if not _valid(folder, expected):  # another process may have exported while we waited
             work = Path(tempfile.mkdtemp(prefix=f".{backend}-", dir=folder.parent))
             work.chmod(0o755)
+            print(  # minutes of silence otherwise: EmbeddingGemma's export took 3.5 min here
+                f"docqa: exporting {source.name} for embed_backend {backend!r}, once "
+                f"(a few minutes for a large model) into {folder}",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 if backend == "onnx":
                     export_onnx(model, work / MODEL_FILE)

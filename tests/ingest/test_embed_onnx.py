@@ -171,6 +171,9 @@ def test_the_backend_setting_reaches_ingest_and_the_engine(tmp_path, models_dir)
         == "all-minilm-l6-v2+onnx-int8"
     )
     assert (private / ".derived" / "all-minilm-l6-v2" / "onnx-int8").is_dir()
+    assert (
+        "exporting all-minilm-l6-v2 for embed_backend 'onnx-int8', once" in result.stderr
+    )  # said, not silent
 
     settings = Settings(index_dir=tmp_path / "ix", models_dir=private, embedder="all-minilm-l6-v2")
     with open_engine(settings.replace(embed_backend="onnx-int8")) as engine:
