@@ -13,8 +13,9 @@ Calibrated with bench/calibrate_refusal.py (results and plot in bench/results/):
 unanswerable and 20 answerable questions written for it plus half of corpus/questions.jsonl's
 answerable ones; the threshold maximises (refused + kept) / 2 per language. Qwen2.5-Coder-0.5B:
 English 0.0324 keeps 15/17 answerable and refuses 8/10 unanswerable (retrieval's gate alone:
-17/17, 0/10); on the held-out half 7/7 and 4/4. Spanish 0.256: 14/16 and 8/10; held out 4/6
-and 3/4 (gate alone 6/6, 1/4). A refusal still lists the closest passages, so a wrong refusal
+17/17, 0/10); on the held-out half 7/7 and 4/4. Spanish 0.256: 14/16 and 7/10; held out 5/6
+and 3/4 (gate alone 6/6, 1/4). Rechecked on the index without tables of contents: the rule's own
+choice (0.0328 / 0.2511) gives the same counts. A refusal still lists the closest passages, so a wrong refusal
 costs the reader less than an invented answer; ``refusal_probability = 1`` turns this off.
 """
 
