@@ -35,9 +35,7 @@ from pathlib import Path
 
 from ingest.settings import load_settings
 from rag.engine import open_engine
-from rag.prompt import refusal
-from rag.refusal import refusal_threshold
-from rag.retrieve import min_relevance_for, relevance
+from rag.refusal import min_relevance_for, refusal, refusal_threshold, relevance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ingest.settings import load_settings
 from rag.engine import open_engine
-from rag.retrieve import min_relevance_for, relevance
+from rag.refusal import min_relevance_for, relevance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"

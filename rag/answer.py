@@ -10,10 +10,11 @@ model and does not judge whether a cited passage really supports the sentence ci
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from ingest.records import Answer, Citation, Passage, Timings
+from rag.refusal import is_refusal
+from rag.text import content_words, fold
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
 # A sentence runs to . ! ? followed by white space, or to a blank line: "3.3 V" and a line
@@ -30,25 +31,6 @@ _HEADER_ECHO = re.compile(
 # white space or the end: "5.1 kΩ", "eyes17.eyes.open()" and "irc.server.libera" are one claim.
 _CLAIM_CHAR = r"(?:[^.!?\n\[\]]|[.!?](?=[^\s.!?\[\]]))"
 _CLAIM = re.compile(rf"({_CLAIM_CHAR}*[^\W_]{_CLAIM_CHAR}*?)([.!?]+(?=\s|$)|\n|$)")
-_STOPWORD_TEXT = (  # folded (no accents), as _content compares them
-    "the and for are is was with this that from can you your its it's not but have has into "
-    "which what when where how why who use used using also then than there their they them "
-    "el la los las de del que en un una por para con se es son su sus al lo como mas pero "
-    "si ya cuando donde cual it to of in on at by an as or be do if no so we my up le les mi tu "
-    "does did should could would will about some any all been were may might must very just"
-)
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-# Refusals, matched on lower-cased text without accents.
-_REFUSAL_EXACT = ("i could not find this in the documents", "no encontre esto en los documentos")
-_REFUSAL_VARIANTS = re.compile(
-    r"(could not|couldn't|cannot|can't|can not|unable to|did not|didn't) (find|answer|determine)"
-    r"|(is|are) not (mentioned|provided|found|stated|specified|included) in the (passages|documents)"
-    r"|(passages|documents|context) (do|does) not (contain|mention|provide|say|include|specify)"
-    r"|no (information|mention) (about|on|of|regarding)"
-    r"|no (encontre|pude encontrar|puedo responder|se encuentra|se menciona|hay informacion)"
-    r"|(pasajes|documentos) no (contienen|mencionan|incluyen|dicen|proporcionan)"
-)
 
 
 def build_answer(
@@ -159,26 +141,6 @@ def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
     return _CLAIM.sub(_cite, text), used
 
 
-def content_words(text: str) -> set[str]:
-    """Content words and numbers of ``text``, folded: stopwords and one-letter words left out.
-
-    >>> sorted(content_words("¿Qué voltaje da la pila de limón? 0,9 V"))
-    ['0,9', 'da', 'limon', 'pila', 'voltaje']
-    """
-    tokens = re.findall(r"\d+(?:[.,]\d+)?|[^\W\d_]{2,}", _fold(text))
-    return {t for t in tokens if t not in _STOPWORDS}
-
-
-def is_refusal(text: str) -> bool:
-    """Whether ``text`` says the documents do not answer (English or Spanish).
-
-    >>> is_refusal("No encontré esto en los documentos.")
-    True
-    """
-    folded = _fold(text)
-    return any(s in folded for s in _REFUSAL_EXACT) or bool(_REFUSAL_VARIANTS.search(folded))
-
-
 def _numbers(group: str) -> list[int]:
     """``"1, 3-5"`` -> [1, 3, 4, 5]; ranges longer than 20 are taken as their ends only."""
     out: list[int] = []
@@ -217,18 +179,12 @@ def _quote(passage_text: str, claim: str) -> str:
     >>> _quote("Plug it in. Press the red button to start.", "Press the red button [1].")
     'Press the red button to start.'
     """
-    claim_words = set(_WORD.findall(_fold(claim)))
+    claim_words = set(_WORD.findall(fold(claim)))
     best, best_overlap = "", 0
     for sentence in _SENTENCE.findall(passage_text):
-        overlap = len(claim_words & set(_WORD.findall(_fold(sentence))))
+        overlap = len(claim_words & set(_WORD.findall(fold(sentence))))
         if overlap > best_overlap:
             best, best_overlap = sentence.strip(), overlap
     if best_overlap >= 2:
         return best[:MAX_QUOTE_CHARS]
     return passage_text.strip()[:MAX_QUOTE_CHARS]
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents: ``"Encontré"`` -> ``"encontre"``."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

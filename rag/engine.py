@@ -26,9 +26,9 @@ from ingest.records import Answer, Message, Passage, Timings
 from ingest.settings import Settings
 from rag.answer import build_answer
 from rag.generate import Generator, load_generator
-from rag.prompt import build_prompt, fit_passages, refusal
-from rag.refusal import NOT_CALIBRATED, refusal_threshold
-from rag.retrieve import min_relevance_for, relevance, retrieve, search_query
+from rag.prompt import build_prompt, fit_passages
+from rag.refusal import NOT_CALIBRATED, min_relevance_for, refusal, refusal_threshold, relevance
+from rag.retrieve import retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used

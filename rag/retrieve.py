@@ -8,7 +8,7 @@ there). Plain reciprocal-rank fusion is not used: with a weaker retriever it dra
 one down (see ``../shared/MODELS.md`` and ``bench/tune_fusion.py``).
 
 This module does not decide whether the passages are good enough to answer (the engine does, from
-``relevance``) and does not rerank with a cross-encoder (none is bundled).
+``rag.refusal.relevance``) and does not rerank with a cross-encoder (none is bundled).
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ import numpy as np
 
 from ingest.embed import Embedder
 from ingest.records import Message, Passage
-from ingest.settings import Settings
-from rag.answer import content_words
+from rag.text import content_words
 
-# Refusal thresholds on the best passage's dense cosine, per embedder (bench/tune_fusion.py and
-# bench/check_refusal.py): the highest that keeps every answerable question of the sample manuals
-# and >= 95% of the dev set's (Gemma 0.35: 98.0% kept, 74.9% of other products' questions refused;
-# MiniLM 0.30: 97.4% / 71.5%). Cosine scales differ between models, so an unknown one gets 0.
-MIN_RELEVANCE = {"embeddinggemma-300m": 0.35, "all-minilm-l6-v2": 0.30}
 CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
 MIN_CANDIDATES = 20
 # A chunk that starts mid-line ("PV2 range is -3.3 to 3.3.") is shown with the line's start
@@ -167,14 +161,6 @@ def _normalise(scores: Sequence[float], method: str) -> list[float]:
     return [float(x) for x in out]
 
 
-def relevance(passages: Sequence[Passage]) -> float:
-    """An absolute relevance for the refusal threshold: the best dense cosine, 0 when none.
-
-    Fused scores are relative to the question's own candidates (the best is always near 1), so
-    they cannot tell "nothing relevant" from "something relevant"; the cosine can.
-    """
-    return max((p.dense_score for p in passages if p.dense_score is not None), default=0.0)
-
 
 def search_query(question: str, history: Sequence[Message] = ()) -> str:
     """The question prefixed by the previous user turn: the search text for a possible follow-up.
@@ -187,12 +173,3 @@ def search_query(question: str, history: Sequence[Message] = ()) -> str:
     """
     previous = next((m.content for m in reversed(history) if m.role == "user"), "")
     return f"{previous.strip()} {question}" if previous.strip() else question
-
-
-def min_relevance_for(settings: Settings, embedder_name: str) -> float:
-    """The refusal threshold: ``settings.min_relevance``, or the embedder's calibrated one if negative."""
-    if settings.min_relevance >= 0:
-        return settings.min_relevance
-    # "embeddinggemma-300m+onnx-int8" gets the fp32 model's value: its ranking matches fp32 within
-    # 0.1 % nDCG@10 (bench/bench_embed_backends.py), but the threshold was not re-measured on it.
-    return MIN_RELEVANCE.get(embedder_name, MIN_RELEVANCE.get(embedder_name.split("+", 1)[0], 0.0))

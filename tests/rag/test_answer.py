@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ingest.records import Passage, Timings
-from rag.answer import build_answer, clean_citations, is_refusal
+from rag.answer import build_answer, clean_citations
+from rag.refusal import is_refusal
 
 
 def _passages(n: int = 3) -> list[Passage]:

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from ingest.records import Message, Passage
-from rag.prompt import build_prompt, refusal
+from rag.prompt import build_prompt
+from rag.refusal import refusal
 
 PASSAGE = Passage(
     "c1",

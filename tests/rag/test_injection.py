@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from rag.engine import open_engine
-from rag.prompt import INSTRUCTION_REMOVED
+from rag.sanitize import INSTRUCTION_REMOVED
 from tests.fakes import HashEmbedder, ReplayGenerator
 from tests.rag.test_engine import _settings
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ingest.records import Message, Passage
-from rag.retrieve import _normalise, fuse, relevance, retrieve, search_query
+from rag.refusal import relevance
+from rag.retrieve import _normalise, fuse, retrieve, search_query
 
 
 def test_fuse_weight_one_is_dense_order_and_zero_is_lexical_order():
