@@ -17,6 +17,7 @@ from docx.opc.exceptions import PackageNotFoundError
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from ingest.archive import check_archive
 from ingest.errors import LoadError
 from ingest.records import Section
 
@@ -60,6 +61,7 @@ def _open(path: Path) -> docx.document.Document:
         magic = file.read(4)
     if magic == _OLE_MAGIC:
         raise LoadError("a legacy .doc or password-protected file; save it as an unprotected .docx")
+    check_archive(path, ".docx")  # before python-docx reads whole members into memory
     try:
         return docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as err:

@@ -16,6 +16,7 @@ from pathlib import Path
 import ebooklib
 from ebooklib import epub
 
+from ingest.archive import check_archive
 from ingest.errors import LoadError
 from ingest.load_html import html_sections
 from ingest.records import Section
@@ -32,6 +33,7 @@ def load_epub(path: Path, source: str) -> tuple[list[Section], list[str]]:
     Raises:
         LoadError: not a readable EPUB, DRM-protected, or no text in any chapter.
     """
+    check_archive(path, "EPUB")  # before ebooklib reads every member into memory
     _refuse_drm(path)
     book = _read(path)
     sections: list[Section] = []

