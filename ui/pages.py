@@ -1,8 +1,9 @@
 """Showing a cited source: a PDF page as an image, and the passage with the cited part marked.
 
-``render_page`` draws one PDF page with pdfium and, when given the cited text, paints a
-translucent box over it; ``page_png`` is the same behind Streamlit's data cache (keyed on the
-file's path and modification time, so an updated file is drawn again). ``highlight_html`` marks
+``render_page`` draws one PDF page with pdfium in at most ``MAX_PIXELS``, however large the file
+says the page is, and, when given the cited text, paints a translucent box over it; ``page_png`` is
+the same behind Streamlit's data cache (keyed on the file's path and modification time, so an
+updated file is drawn again). ``highlight_html`` marks
 the quote inside the passage text. Nothing here reads the index.
 """
 
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import streamlit as st
-from PIL import Image, ImageDraw
+from PIL import Image
 
-_HIGHLIGHT = (255, 214, 0, 96)  # translucent yellow
+_HIGHLIGHT, _ALPHA = (255, 214, 0), 96 / 255  # translucent yellow
+MAX_PIXELS = 4_000_000
+"""Most pixels in a drawn page (4 megapixels, ~12 MB as RGB): a Letter page at 1.5 has 1.1."""
 _MAX_KEY_CHARS = 80  # a quote is found by its first letters: enough to be unique on a page
 
 
@@ -84,8 +88,25 @@ def _quote_rects(page: pdfium.PdfPage, quote: str) -> list[tuple[float, float, f
         textpage.close()
 
 
-def render_page(path: Path, page: int, *, quote: str = "", scale: float = 1.5) -> bytes:
+def render_scale(width: float, height: float, scale: float = 1.5, max_pixels: int = MAX_PIXELS) -> float:
+    """``scale``, lowered so that a ``width`` x ``height`` pt page gives at most ``max_pixels``.
+
+    >>> render_scale(612, 792)  # a Letter page keeps its scale
+    1.5
+    >>> round(render_scale(14400, 14400), 4)  # PDF's largest page: 2000 x 2000 pixels
+    0.1389
+    """
+    area = max(width, 1.0) * max(height, 1.0)
+    return min(scale, math.sqrt(max_pixels / area))
+
+
+def render_page(
+    path: Path, page: int, *, quote: str = "", scale: float = 1.5, max_pixels: int = MAX_PIXELS
+) -> bytes:
     """Draw page ``page`` (1-based) of the PDF at ``path`` as PNG bytes, the quote highlighted.
+
+    The page is drawn at ``scale`` pixels per point, or smaller when the image would exceed
+    ``max_pixels``: a page's size is whatever the file says, up to 200 x 200 inches.
 
     Raises:
         ValueError: the page does not exist.
@@ -96,27 +117,25 @@ def render_page(path: Path, page: int, *, quote: str = "", scale: float = 1.5) -
         if not 1 <= page <= len(doc):
             raise ValueError(f"{Path(path).name} has no page {page} (it has {len(doc)})")
         pdf_page = doc[page - 1]
-        image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
+        width, height = pdf_page.get_size()
+        scale = render_scale(width, height, scale, max_pixels)
+        image = pdf_page.render(scale=scale).to_pil()  # RGB, one buffer
         rects = _quote_rects(pdf_page, quote) if quote and pdf_page.get_rotation() == 0 else []
-        if rects:
-            # Text rectangles are in page space (origin bottom left), the image's origin is top
-            # left; get_size is the rendered area (the boxes may fall back to a default size).
-            height = pdf_page.get_size()[1]
-            overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
-            draw = ImageDraw.Draw(overlay)
-            for left, bottom, right, top in rects:
-                box = (
-                    left * scale - 1,
-                    (height - top) * scale - 1,
-                    right * scale + 1,
-                    (height - bottom) * scale + 1,
-                )
-                draw.rectangle(box, fill=_HIGHLIGHT)
-            image = Image.alpha_composite(image, overlay)
+        # Text rectangles are in page space (origin bottom left), the image's origin is top left.
+        for left, bottom, right, top in rects:
+            box = (
+                max(int(left * scale) - 1, 0),
+                max(int((height - top) * scale) - 1, 0),
+                min(int(right * scale) + 2, image.width),
+                min(int((height - bottom) * scale) + 2, image.height),
+            )
+            if box[0] < box[2] and box[1] < box[3]:
+                region = image.crop(box)  # only the box is copied, never the whole page
+                image.paste(Image.blend(region, Image.new("RGB", region.size, _HIGHLIGHT), _ALPHA), box)
     finally:
         doc.close()
     out = io.BytesIO()
-    image.convert("RGB").save(out, format="PNG", optimize=True)
+    image.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 

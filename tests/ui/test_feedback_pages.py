@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 
 from ingest.records import Answer, Citation
 from rag.evaluate.questions import load_questions
+from tests.hostile import giant_page_pdf
 from ui.feedback import export_questions, feedback_path, list_feedback, record_feedback
-from ui.pages import highlight_html, render_page
+from ui.pages import MAX_PIXELS, highlight_html, render_page, render_scale
 
 ROOT = Path(__file__).resolve().parents[2]
 EYES_EN = ROOT / "corpus" / "eyes17" / "en" / "eyes17.pdf"
@@ -89,3 +91,19 @@ def test_render_page_draws_the_quote(tmp_path: Path) -> None:
 def _png(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_a_giant_page_is_drawn_within_the_pixel_cap_and_fast(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = giant_page_pdf(tmp_path / "giant.pdf", 14400)  # 200 x 200 inches, a few hundred bytes
+    assert path.stat().st_size < 2000
+    started = time.perf_counter()
+    png = render_page(path, 1, quote="anything")
+    seconds = time.perf_counter() - started
+    image = Image.open(_png(tmp_path / "giant.png", png))
+    print(f"giant page: {image.width} x {image.height} px in {seconds:.2f} s")
+    assert image.width * image.height <= MAX_PIXELS
+    assert image.width >= 1900  # the cap, not a thumbnail
+    assert seconds < 10  # 30 s and 5.5 GB before the cap
+    assert render_scale(612, 792) == 1.5  # ordinary pages keep their scale
