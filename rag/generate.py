@@ -207,7 +207,8 @@ class TransformersGenerator:
 def load_generator(settings: Settings) -> Generator:
     """The generator ``settings.generator`` names, ready to stream.
 
-    "openai" gives an ``OpenAIGenerator`` for ``settings.openai_base_url``; a bundled name
+    "openai" gives an ``OpenAIGenerator`` for ``settings.openai_base_url``, with the key from
+    the environment variable ``settings.openai_api_key_env`` names ("": no key); a bundled name
     (``docqa models list``) or a local transformers folder gives a ``TransformersGenerator``.
     Raises ModelNotFound (with the fetch command) or GeneratorUnavailable.
     """
@@ -217,7 +218,7 @@ def load_generator(settings: Settings) -> Generator:
         return OpenAIGenerator(
             settings.openai_base_url,
             settings.openai_model,
-            api_key=os.environ.get(settings.openai_api_key_env, ""),
+            api_key=os.environ.get(settings.openai_api_key_env, "") if settings.openai_api_key_env else "",
         )
     folder = resolve_model(settings.generator, "generator", settings.models_dir)
     if not Path(folder).is_dir():

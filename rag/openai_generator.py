@@ -4,7 +4,8 @@ Streams ``POST {base_url}/chat/completions`` with ``"stream": true`` and reads t
 events (``data: {...}`` lines, ending with ``data: [DONE]``). Temperature 0 by default, so answers
 are as deterministic as the server allows. Connection failures, timeouts and HTTP errors become one
 ``GeneratorUnavailable`` line that says what to do. It does not retry and never falls back to
-another backend silently.
+another backend silently. The server's own error text is never repeated (see ``_http_error``);
+the API key goes only to the ``base_url`` it is given with.
 """
 
 from __future__ import annotations
@@ -85,8 +86,7 @@ class OpenAIGenerator:
         try:
             with self._client.stream("POST", url, json=body) as response:
                 if response.status_code >= 400:
-                    response.read()
-                    raise GeneratorUnavailable(_http_error(url, response.status_code, response.text))
+                    raise GeneratorUnavailable(_http_error(url, response.status_code))
                 for line in response.iter_lines():
                     piece = _sse_piece(line)
                     if piece is None:
@@ -115,7 +115,7 @@ class OpenAIGenerator:
         except httpx.TransportError:
             raise GeneratorUnavailable(_unreachable(self.base_url)) from None
         if response.status_code >= 400:
-            raise GeneratorUnavailable(_http_error(url, response.status_code, response.text))
+            raise GeneratorUnavailable(_http_error(url, response.status_code))
         return response.text
 
 
@@ -135,7 +135,7 @@ def _sse_piece(line: str) -> str | None:
     except json.JSONDecodeError:
         return ""
     if "error" in event:
-        raise GeneratorUnavailable(f"the OpenAI-compatible server failed: {event['error']}")
+        raise GeneratorUnavailable("the OpenAI-compatible server reported an error mid-answer: check its log")
     choices = event.get("choices") or [{}]
     return (choices[0].get("delta") or {}).get("content") or ""
 
@@ -144,11 +144,12 @@ def _unreachable(base_url: str) -> str:
     return f"cannot reach the OpenAI-compatible server at {base_url}: start it or set --generator"
 
 
-def _http_error(url: str, status: int, body: str) -> str:
+def _http_error(url: str, status: int) -> str:
+    """The status and what to check; never the server's own text, which could be anything the
+    URL points to (an internal page, when someone types its address as the server)."""
     hint = {
         401: "check the API key (openai_api_key_env names its environment variable)",
         403: "check the API key's permissions",
         404: "check openai_base_url (it usually ends in /v1) and openai_model",
     }.get(status, "check the server's log")
-    detail = " ".join(body.split())[:200]
-    return f"the OpenAI-compatible server answered {status} for {url} ({detail}): {hint}"
+    return f"the OpenAI-compatible server answered {status} for {url}: {hint}"

@@ -1,8 +1,9 @@
 """The sidebar: which view, and the settings a user may change without restarting the app.
 
 The user can set the number of passages, the generator (the bundled default, the bundled quality
-model when it is fetched, or an OpenAI-compatible server with its base URL and model) and the
-answer language (auto, English, Spanish). The result is a new frozen ``Settings``; nothing global
+model when it is fetched, or an OpenAI-compatible server with its base URL and model; a base URL typed here
+is sent no API key, which belongs to the configured server only) and the answer language (auto,
+English, Spanish). The result is a new frozen ``Settings``; nothing global
 is changed, so each browser session has its own choices. The sidebar also offers the feedback
 votes as a question set for ``docqa eval``.
 """
@@ -75,6 +76,10 @@ def render_sidebar(base: Settings) -> tuple[str, Settings]:
         if not changes["openai_base_url"].startswith(("http://", "https://")):
             sidebar.error("The server base URL must start with http:// or https://")
             changes["openai_base_url"] = base.openai_base_url
+        if changes["openai_base_url"].rstrip("/") != base.openai_base_url.rstrip("/"):
+            # The operator's key belongs to the operator's server: a URL typed here gets none.
+            changes["openai_api_key_env"] = ""
+            sidebar.caption("No API key is sent to a server chosen here; the configured one gets it.")
     try:
         settings = base.replace(**changes)
     except ConfigError as err:

@@ -7,20 +7,17 @@ test double passed in as an argument; integration tests use the real ``ingest.st
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import threading
-import time
 import unicodedata
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from ingest.records import Chunk
 from tests.fakes import HashEmbedder
+from tests.openai_server import running_openai_server
 
 
 def _words(text: str) -> list[str]:
@@ -34,6 +31,7 @@ class MemoryIndex:
     def __init__(self, chunks: Sequence[Chunk], embedder) -> None:
         self.chunks = list(chunks)
         self.manifest = {"embedder": embedder.name, "dim": embedder.dim}
+        self.embedder, self.dim = embedder.name, embedder.dim
         self._vectors = embedder.embed_documents([c.text for c in self.chunks])
         self.closed = False
         self.removed: set[str] = set()
@@ -67,6 +65,9 @@ class MemoryIndex:
     def get_chunks(self, ids: Sequence[str]) -> list:
         by_id = {c.id: c for c in self.chunks if c.id not in self.removed}
         return [by_id[i] for i in ids if i in by_id]
+
+    def lead_ins(self, ids: Sequence[str], max_chars: int = 240) -> dict[str, str]:
+        return {}  # every chunk starts its line
 
     def close(self) -> None:
         self.closed = True
@@ -112,66 +113,11 @@ def index(embedder) -> MemoryIndex:
     return MemoryIndex(chunks, embedder)
 
 
-# -- a fake OpenAI-compatible *server* (real HTTP on 127.0.0.1, OpenAI's SSE format) ---------
-
-
-class _OpenAIHandler(BaseHTTPRequestHandler):
-    server: OpenAIServer
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "tiny-model", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append((self.path, dict(self.headers), body))
-        if self.server.status != 200:
-            self._send(self.server.status, {"error": {"message": "Incorrect API key provided"}})
-            return
-        time.sleep(self.server.delay)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        self.wfile.write(b": keep-alive\n\n")
-        for piece in self.server.pieces:
-            event = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n')
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def _send(self, status: int, data: dict) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class OpenAIServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _OpenAIHandler)
-        self.requests: list = []
-        self.pieces = ["Connect ", "A1 ", "[1]."]
-        self.status = 200
-        self.delay = 0.0
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
 @pytest.fixture
 def openai_server():
     """A local OpenAI-compatible server streaming ``pieces``; ``url`` is its /v1 root."""
-    srv = OpenAIServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with running_openai_server() as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

@@ -45,10 +45,21 @@ def test_connection_refused_says_what_to_do():
         list(generator.stream(MESSAGES))
 
 
-def test_http_error_names_the_status_and_the_fix(openai_server):
+def test_http_error_names_the_status_and_the_fix_but_not_the_hosts_text(openai_server):
     openai_server.status = 401
-    with pytest.raises(GeneratorUnavailable, match=r"401.*Incorrect API key.*API key"):
+    openai_server.error_text = "secret internal page: db password hunter2"
+    with pytest.raises(GeneratorUnavailable, match=r"401.*check the API key") as caught:
         list(OpenAIGenerator(openai_server.url, "m").stream(MESSAGES))
+    assert "hunter2" not in str(caught.value) and "internal page" not in str(caught.value)
+
+
+def test_no_key_env_means_no_authorization_header(openai_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-secret")
+    settings = Settings(
+        generator="openai", openai_base_url=openai_server.url, openai_model="m", openai_api_key_env=""
+    )
+    assert "".join(load_generator(settings).stream(MESSAGES)) == "Connect A1 [1]."
+    assert "Authorization" not in openai_server.requests[0][1]
 
 
 def test_timeout_is_an_error(openai_server):

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from ingest.pipeline import ingest_folder
 from ingest.settings import load_settings
 from tests.fakes import HashEmbedder, ReplayGenerator
+from tests.openai_server import running_openai_server
 from ui.feedback import export_questions, feedback_path
 from ui.resources import EMBEDDER_KEY, GENERATOR_KEY
 
@@ -154,6 +155,25 @@ def test_an_unreachable_server_is_a_message(index_dir: Path, embedder: HashEmbed
     _ask(at, "How do I measure a voltage?")
     assert "could not be finished" in _texts(at.error)
     assert "127.0.0.1:9" in _texts(at.error)
+
+
+def test_the_api_key_goes_only_to_the_configured_server(
+    index_dir: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_openai_server() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-operator-secret")
+        monkeypatch.setenv("DOCQA_GENERATOR", "openai")
+        monkeypatch.setenv("DOCQA_OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("DOCQA_OPENAI_MODEL", "m")
+        at = _ask(_app(embedder), "How do I measure a voltage?")  # the configured server
+        typed = server.url.replace("/v1", "/elsewhere/v1")
+        at.sidebar.text_input(key="openai_base_url").set_value(typed)
+        _ask(at, "How do I measure a voltage?")  # a URL typed in the sidebar
+    sent = [(path, headers.get("Authorization")) for path, headers, _ in server.requests]
+    assert sent == [
+        ("/v1/chat/completions", "Bearer sk-operator-secret"),
+        ("/elsewhere/v1/chat/completions", None),
+    ]
 
 
 def test_reindex_picks_up_a_changed_file(index_dir: Path, embedder: HashEmbedder) -> None:
