@@ -1,7 +1,9 @@
 """One frozen settings object, read once at the entry point and passed down.
 
-Precedence, lowest first: defaults, ``docqa.toml`` (``$DOCQA_CONFIG`` or ./docqa.toml),
-environment variables ``DOCQA_<FIELD>``, then explicit overrides (CLI flags, UI controls).
+Precedence, lowest first: defaults, a TOML file when one is given (``--config FILE`` or
+``$DOCQA_CONFIG``), environment variables ``DOCQA_<FIELD>``, then explicit overrides (CLI flags,
+UI controls). A ``docqa.toml`` that merely lies in the working folder is not read: a folder
+someone else wrote could otherwise pick the generator, its server and the key it is sent.
 Every value is checked here, with the bad value in the message.
 """
 
@@ -162,13 +164,12 @@ def load_settings(
 ) -> Settings:
     """Build the settings from defaults, a TOML file, the environment and overrides.
 
+    The file is ``config_file``, else ``$DOCQA_CONFIG``, else none (never one found by looking).
     Overrides that are None are ignored, so CLI options can be passed straight through.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     path = config_file or (Path(env["DOCQA_CONFIG"]) if env.get("DOCQA_CONFIG") else None)
-    if path is None and Path("docqa.toml").is_file():
-        path = Path("docqa.toml")
     if path is not None:
         try:
             values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))

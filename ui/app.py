@@ -1,7 +1,7 @@
 """docqa's Streamlit app: ``docqa ui`` runs this script (``streamlit run ui/app.py``).
 
-It reads the settings once per run (defaults, docqa.toml, ``DOCQA_*`` variables set by
-``docqa ui``), lets the sidebar adjust them for this session, and draws the chosen view. Models
+It reads the settings once per run (defaults, the ``--config`` file, ``DOCQA_*`` variables set
+by ``docqa ui``), lets the sidebar adjust them for this session, and draws the chosen view. Models
 and the index are loaded by ``ui.resources`` once per process. Errors become messages in the page,
 never tracebacks; unexpected ones are also logged with their traceback on the server.
 """

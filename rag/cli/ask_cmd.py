@@ -21,6 +21,9 @@ from rag.cli.common import index_option, models_dir_option, settings_from
 @click.option("--language", default=None, help="Answer language code (default: the question's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON (no streaming).")
 @models_dir_option
+@click.option(
+    "--config", type=click.Path(path_type=Path, dir_okay=False), default=None, help="A docqa.toml file."
+)
 def ask(
     question: str,
     index_dir: Path | None,
@@ -30,6 +33,7 @@ def ask(
     language: str | None,
     as_json: bool,
     models_dir: Path | None,
+    config: Path | None,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing them.
 
@@ -42,12 +46,18 @@ def ask(
       docqa ask "¿Cómo mido un voltaje?" --index ./index -k 3
       docqa ask "What is the sampling rate?" --generator qwen2.5-coder-1.5b-instruct
       docqa ask "What is SQ1?" --json | jq .citations
+      docqa ask "What is SQ1?" --config ~/docqa.toml
     """
     from rag.engine import check_question, open_engine
 
     question = check_question(question)  # before seconds of model loading
     settings = settings_from(
-        index_dir=index_dir, top_k=top_k, generator=generator, embedder=embedder, models_dir=models_dir
+        config,
+        index_dir=index_dir,
+        top_k=top_k,
+        generator=generator,
+        embedder=embedder,
+        models_dir=models_dir,
     )
     with open_engine(settings) as engine:
         engine.generator  # noqa: B018 -- load the model now, so the timings are the answer's own

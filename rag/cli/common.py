@@ -31,5 +31,5 @@ def index_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings_from(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, docqa.toml, the environment, then these CLI values."""
+    """Settings from defaults, the ``config`` file (or $DOCQA_CONFIG), the environment, then flags."""
     return load_settings(config_file=config, **overrides)
