@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ingest.embed import SentenceTransformerEmbedder
-from ingest.models import resolve_model
+from ingest.registry import resolve_model
 from ingest.settings import load_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"

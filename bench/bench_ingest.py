@@ -35,10 +35,10 @@ from pathlib import Path
 import psutil
 
 from ingest.chunk import chunk_limit, chunk_sections
-from ingest.embed import load_embedder
+from ingest.embedders import load_embedder
 from ingest.load import load_file
-from ingest.models import resolve_model
 from ingest.pipeline import ingest_folder
+from ingest.registry import resolve_model
 from ingest.scan import file_sha256
 from ingest.settings import load_settings
 
@@ -214,7 +214,7 @@ def main() -> None:
 
     settings = load_settings(embedder=args.embedder)
     batch = settings.embed_batch_size
-    embedder = load_embedder(args.embedder, settings.models_dir, batch_size=batch, threads=settings.threads)
+    embedder = load_embedder(settings)
     size, overlap = chunk_limit(embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
     model_path = str(resolve_model(args.embedder, "embedder", settings.models_dir))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

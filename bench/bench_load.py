@@ -21,12 +21,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROUND = """
 import json, time
 t0 = time.perf_counter()
-from ingest.embed import load_embedder
+from ingest.embedders import load_embedder
 from ingest.settings import load_settings
 from rag.generate import load_generator
 s = load_settings()
 t1 = time.perf_counter()
-load_embedder(s.embedder, s.models_dir, threads=s.threads, backend=s.embed_backend)
+load_embedder(s)
 t2 = time.perf_counter()
 load_generator(s)
 t3 = time.perf_counter()

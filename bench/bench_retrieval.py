@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from ingest.catalog import FileUpdate
+from ingest.layout import VECTORS
+from ingest.lexical import fts_terms
 from ingest.records import Chunk
-from ingest.store import VECTORS, fts_terms, open_index
+from ingest.store import open_index
 from ingest.vectors import FlatVectors, IVFVectors, nlist_for, nprobe_for
 from rag.retrieve import lexical_query, retrieve
 
@@ -259,10 +261,10 @@ def bench_1m(rng: np.random.Generator, queries: int = 100, n: int = 1_000_000) -
 
 
 def bench_embedding(name: str, queries: int = 10) -> dict:
-    from ingest.embed import load_embedder
+    from ingest.embedders import load_embedder
     from ingest.settings import load_settings
 
-    embedder = load_embedder(name, load_settings().models_dir)
+    embedder = load_embedder(load_settings(embedder=name))
     questions = ["How do I measure a voltage on A1?", "¿Qué rango de voltaje admiten las entradas?"] * queries
     embedder.embed_queries(questions[:1])
     times = []

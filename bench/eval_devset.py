@@ -32,7 +32,7 @@ PRODUCTS = ("python", "r", "zsh", "weechat", "harden")
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    from ingest.embed import load_embedder
+    from ingest.embedders import load_embedder
     from ingest.pipeline import ingest_folder
     from ingest.settings import load_settings
     from rag.engine import open_engine
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     questions = work / f"questions-{key}-u{args.unanswerable}.jsonl"
     _write_folder(every, products, docs)
     _write_questions(every, products, args.unanswerable, questions)
-    embedder = load_embedder(settings.embedder, settings.models_dir, threads=settings.threads)
+    embedder = load_embedder(settings)
     report = ingest_folder(docs, settings.index_dir, embedder, settings, progress=_Progress())
     print(
         f"index {settings.index_dir}: {len(report.added)} added, {len(report.unchanged)} unchanged, "

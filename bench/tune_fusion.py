@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.embed import load_embedder
+from ingest.embedders import load_embedder
 from ingest.settings import load_settings
 from rag.retrieve import fuse, lexical_query
 
@@ -164,7 +164,7 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     questions = [json.loads(line) for line in (DEV / "questions.jsonl").open(encoding="utf-8")]
     texts, docs, sources, answers = _corpus(questions, args.distractors)
-    embedder = load_embedder(args.embedder, load_settings().models_dir)
+    embedder = load_embedder(load_settings(embedder=args.embedder))
     print(f"{len(questions)} questions, {len(texts)} pieces; embedding with {embedder.name}")
     parts = []
     for part in (texts[:answers], texts[answers:]):  # cached apart: distractors reuse the answers'

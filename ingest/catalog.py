@@ -8,6 +8,10 @@ chunk's float32 vector, so the FAISS file can be rebuilt without re-embedding) a
 
 Every change to a file (add, replace, remove, move) is one transaction that also bumps
 ``version``. This module does not embed, search vectors or write the FAISS file.
+
+It is every SQL statement docqa runs on an index (``ingest.store`` calls these functions and runs
+none of its own), which is why it is longer than 300 lines: the schema and the queries that
+depend on it are read and changed together.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -75,6 +80,21 @@ _CHUNK_COLUMNS = (
     'c.chunk_id, f.source, c.text, c.start, c."end", c.section, c.position, c.page, c.heading, '
     "c.lang, c.tokens"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """An indexed file. ``pages`` is its highest page number (0 for formats without pages);
+    ``source`` is the name its chunks cite (``Chunk.source``)."""
+
+    root: str
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    chunks: int
+    pages: int
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +159,102 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
 def write_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
     with _transaction(conn):
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction: the queries inside it see one version of the catalog."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def indexed_files(conn: sqlite3.Connection) -> list[FileInfo]:
+    """The indexed files, by root then path (files skipped for their content are left out)."""
+    sql = (
+        "SELECT root, path, sha256, size, mtime, chunks, pages, source FROM files "
+        "WHERE status = 'indexed' ORDER BY root, path"
+    )
+    return [FileInfo(*row) for row in conn.execute(sql)]
+
+
+def file_location(conn: sqlite3.Connection, source: str) -> tuple[str, str] | None:
+    """(root, path) of the indexed file whose chunks cite ``source``."""
+    row = conn.execute(
+        "SELECT root, path FROM files WHERE source = ? AND status = 'indexed'", (source,)
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def chunk_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+
+def vector_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+
+
+def term_count(conn: sqlite3.Connection, term: str) -> int:
+    """How many chunks hold ``term`` (one word, as ``ingest.lexical.fts_terms`` gives it)."""
+    return conn.execute(
+        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{term}"',)
+    ).fetchone()[0]
+
+
+def search_lexical(
+    conn: sqlite3.Connection, match: str, k: int, sources: Collection[str] | None = None
+) -> list[tuple[str, float]]:
+    """BM25 over chunk text for an FTS5 ``match`` expression: (chunk_id, score > 0), best first.
+
+    With ``sources``, only chunks of the files citing those names are ranked (before the limit).
+    """
+    if sources is None:
+        sql = (
+            "SELECT c.chunk_id, -f.score FROM (SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f "
+            "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score"
+        )
+        return [(cid, float(score)) for cid, score in conn.execute(sql, (match, k))]
+    wanted = list(dict.fromkeys(sources))
+    if not wanted:
+        return []
+    marks = ",".join("?" * len(wanted))
+    sql = (
+        "SELECT c.chunk_id, -bm25(chunks_fts) AS score FROM chunks_fts "
+        "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN files f ON f.id = c.file_id "
+        f"WHERE chunks_fts MATCH ? AND f.source IN ({marks}) ORDER BY bm25(chunks_fts) LIMIT ?"
+    )
+    return [(cid, float(score)) for cid, score in conn.execute(sql, (match, *wanted, k))]
+
+
+def source_rowids(conn: sqlite3.Connection, sources: Collection[str]) -> list[int]:
+    """The vector-store ids of the chunks of the indexed files citing these names."""
+    found: list[int] = []
+    for part in _parts(list(dict.fromkeys(sources))):
+        marks = ",".join("?" * len(part))
+        sql = (
+            "SELECT c.rowid FROM chunks c JOIN files f ON f.id = c.file_id "
+            f"WHERE f.source IN ({marks}) AND f.status = 'indexed'"
+        )
+        found += [r[0] for r in conn.execute(sql, part)]
+    return found
+
+
+def sample_vectors(conn: sqlite3.Connection, count: int, want: int, at_least: int) -> np.ndarray:
+    """About ``want`` of the ``count`` stored vectors, at rowids spread evenly over the catalog, as
+    (n, dim) rows; the first ``want`` ones when the rowids are too sparse to give ``at_least``."""
+    low, high = conn.execute("SELECT min(rowid), max(rowid) FROM vectors").fetchone()
+    targets = np.unique(np.linspace(low, high, min(high - low + 1, want * (high - low + 1) // count + 1)))
+    rows: list[bytes] = []
+    for part in np.array_split(targets, max(1, len(targets) // 500)):
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT vector FROM vectors WHERE rowid IN ({marks})"
+        rows += [r[0] for r in conn.execute(sql, [int(x) for x in part])]
+    if len(rows) < at_least:  # rowids too sparse: take the first ones instead
+        rows = [r[0] for r in conn.execute("SELECT vector FROM vectors LIMIT ?", (want,))]
+    return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), -1)
 
 
 def file_states(conn: sqlite3.Connection, root: str) -> dict[str, FileState]:

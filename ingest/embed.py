@@ -5,7 +5,8 @@ queries (models such as EmbeddingGemma use a different prompt for each), and the
 a text so the chunker can keep every chunk within the model's maximum input.
 ``SentenceTransformerEmbedder`` runs any sentence-transformers model from a local folder (the
 bundled ones) or a name the user's own cache can load. It never downloads: the offline switches
-are set when the package is imported.
+are set when the package is imported. Building the embedder the settings choose is
+``ingest.embedders.load_embedder``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ingest.errors import ModelError
-from ingest.models import resolve_model
 
 
 @runtime_checkable
@@ -51,7 +51,7 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU.
 
     Args:
-        model: a local folder or a model name (see ``ingest.models.resolve_model``).
+        model: a local folder or a model name (see ``ingest.registry.resolve_model``).
         name: identity for the manifest; defaults to ``model``'s folder name.
         batch_size: texts per forward pass.
         threads: torch CPU threads (0 leaves torch's default).
@@ -123,35 +123,3 @@ def backend_name(name: str, backend: str) -> str:
     ('embeddinggemma-300m', 'embeddinggemma-300m+onnx-int8')
     """
     return f"{name}+{backend}" if backend == "onnx-int8" else name
-
-
-def load_embedder(
-    choice: str,
-    models_dir: Path,
-    *,
-    batch_size: int = 16,
-    threads: int = 0,
-    backend: str = "torch",
-) -> SentenceTransformerEmbedder:
-    """The embedder a user chose: a bundled name, a local folder, or a model name.
-
-    ``backend`` is the ``embed_backend`` setting: "torch", or "onnx" / "onnx-int8" (ONNX Runtime,
-    exported once into ``models_dir/.derived``; see ``ingest.embed_onnx``).
-
-    >>> load_embedder("all-minilm-l6-v2", models_dir).dim   # doctest: +SKIP
-    384
-    """
-    path = resolve_model(choice, "embedder", models_dir)
-    name = choice if not Path(choice).expanduser().is_dir() else Path(path).name
-    if backend == "torch":
-        return SentenceTransformerEmbedder(path, name=name, batch_size=batch_size, threads=threads)
-    from ingest.embed_onnx import DERIVED, OnnxEmbedder
-
-    return OnnxEmbedder(
-        path,
-        cache_dir=Path(models_dir) / DERIVED,
-        backend=backend,
-        name=name,
-        batch_size=batch_size,
-        threads=threads,
-    )

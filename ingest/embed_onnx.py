@@ -228,7 +228,7 @@ def model_identity(folder: Path) -> str:
 
     For a folder without a stamp, each file's path, size and modification time are hashed.
     """
-    from ingest.models import STAMP as MODEL_STAMP
+    from ingest.registry import STAMP as MODEL_STAMP
 
     digest = hashlib.sha256()
     if (folder / MODEL_STAMP).is_file():

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.errors import ChecksumMismatch, ProvisioningError
-from ingest.models import BUNDLED, STAMP, ModelSpec, Part, get_spec
+from ingest.registry import BUNDLED, STAMP, ModelSpec, Part, get_spec
 from ingest.scan import file_sha256
 
 Progress = Callable[[str], None]

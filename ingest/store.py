@@ -1,14 +1,10 @@
-"""The index folder: open it, read it (dense and lexical search), and write it one file at a time.
+"""The local ``Store``: an index folder opened, searched, and written one file at a time.
 
-An index folder holds three files:
-
-- ``catalog.sqlite``: the single truth (files, chunks with their vectors, FTS5, ``version``);
-  see ``ingest.catalog``.
-- ``vectors.faiss``: the vector store, a cache of the catalog's vectors; see ``ingest.vectors``:
-  exact (flat) below ``ann_threshold`` vectors, IVF from it on, retrained as the index grows.
-- ``manifest.json``: embedder name and dim, ``normalized``, ``format``, ``vector_store`` (the
-  FAISS index kind, with ``nlist``, ``nprobe`` and ``trained_for`` for IVF), and
-  ``catalog_version``, the catalog version the FAISS file was written at.
+``Index`` keeps the folder's two stores consistent: the SQLite catalog, the single truth (its SQL
+is all in ``ingest.catalog``), and the FAISS vectors, a cache of the catalog's vectors
+(``ingest.vectors``: exact below ``ann_threshold`` vectors, IVF from it on, retrained as the index
+grows). The folder's file names and its manifest are ``ingest.layout``'s; the choice of lexical
+query terms is ``ingest.lexical``'s.
 
 Crash safety: each file's change is one SQLite transaction that bumps ``version``; ``commit()``
 writes the FAISS file beside the old one and renames it into place, then rewrites the manifest
@@ -20,56 +16,42 @@ reading is exact (flat, no training); ``commit()`` turns it into the kind the co
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import sqlite3
 import threading
-import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ingest import catalog
-from ingest.catalog import FileState, FileUpdate
-from ingest.errors import EmbedderMismatch, IndexBusy, IndexCorrupt, IndexNotFound
+from ingest.catalog import FileInfo, FileState, FileUpdate
+from ingest.embedders import check_embedder
+from ingest.errors import IndexBusy, IndexCorrupt, IndexNotFound
+from ingest.layout import (
+    CATALOG,
+    FORMAT,
+    LOCK,
+    VECTORS,
+    read_manifest,
+    remove_temporaries,
+    write_manifest,
+)
+from ingest.lexical import TermCounts, fts_terms, match_expression
 from ingest.records import Chunk
 from ingest.vectors import (
     ANN_THRESHOLD,
     IVF,
+    TRAIN_POINTS_PER_LIST,
     FlatVectors,
     build_vectors,
     load_vectors,
     needs_rebuild,
     nlist_for,
     plan,
-    sync_to_disk,
 )
 
-FORMAT = 1
-CATALOG, VECTORS, MANIFEST, LOCK = "catalog.sqlite", "vectors.faiss", "manifest.json", ".write.lock"
-_MAX_TERMS = 64
-_DF_CACHE_TERMS = 50_000  # document frequencies kept per catalog version (the lexical search's)
-
 __all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "open_index"]
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """An indexed file. ``pages`` is its highest page number (0 for formats without pages);
-    ``source`` is the name its chunks cite (``Chunk.source``)."""
-
-    root: str
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    chunks: int
-    pages: int
-    source: str
 
 
 def open_index(
@@ -119,19 +101,17 @@ def open_index(
         conn.close()
         raise IndexCorrupt(f"index at {index_dir} has a newer format {meta['format']}; upgrade docqa")
     built, built_dim = meta["embedder"], int(meta["dim"])
-    if (embedder_name and embedder_name != built) or (dim and dim != built_dim):
+    try:
+        check_embedder(index_dir, built, built_dim, name=embedder_name, dim=dim)
+    except BaseException:
         conn.close()
-        asked = f"{embedder_name or built}" + (f" (dim {dim})" if dim and dim != built_dim else "")
-        raise EmbedderMismatch(
-            f"index at {index_dir} was built with {built} (dim {built_dim}); you asked for {asked}; "
-            f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {embedder_name or built}' "
-            f"or use --embedder {built}"
-        )
+        raise
     return Index(index_dir, conn, built, built_dim, ann_threshold)
 
 
 class Index:
-    """An open index folder. Safe to share between threads; use ``open_index`` to get one."""
+    """An open index folder, the local ``ingest.store_protocol.Store``. Safe to share between
+    threads; use ``open_index`` to get one."""
 
     def __init__(
         self,
@@ -145,9 +125,7 @@ class Index:
         self.embedder = embedder
         self.dim = dim
         self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
-        self._df: dict[str, int] = {}  # term -> chunks holding it, at catalog version self._df_version
-        self._df_version = -1
-        self._df_chunks = 0
+        self._terms = TermCounts()
         self._conn = conn
         self._lock = threading.RLock()
         self._write_lock: Any = None
@@ -160,53 +138,53 @@ class Index:
     @property
     def manifest(self) -> dict[str, Any]:
         """manifest.json as a dict (embedder, dim, normalized, format, catalog_version, ...)."""
-        try:
-            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        manifest = read_manifest(self.path)
+        if manifest is None:
             return {"format": FORMAT, "embedder": self.embedder, "dim": self.dim, "normalized": True}
+        return manifest
 
     def files(self) -> list[FileInfo]:
         """The indexed files, by root then path (files skipped for their content are left out)."""
-        sql = (
-            "SELECT root, path, sha256, size, mtime, chunks, pages, source FROM files "
-            "WHERE status = 'indexed' ORDER BY root, path"
-        )
         with self._lock:
-            return [FileInfo(*row) for row in self._conn.execute(sql)]
+            return catalog.indexed_files(self._conn)
 
     def count(self) -> int:
         """Number of chunks."""
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return catalog.chunk_count(self._conn)
 
-    def search_dense(self, query_vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` chunks nearest to a normalised query vector: (chunk_id, cosine), best first."""
+    def search_dense(
+        self, query_vector: np.ndarray, k: int, *, sources: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` chunks nearest to a normalised query vector: (chunk_id, cosine), best first.
+
+        ``sources``: only the chunks of the files citing these names, searched exactly (every one
+        of them scored, whatever the FAISS index kind); None: all chunks.
+        """
         with self._lock:
             self._sync()
-            hits = self._vectors.search(query_vector, k)
+            allowed = None if sources is None else catalog.source_rowids(self._conn, sources)
+            hits = self._vectors.search(query_vector, k, allowed)
             ids = catalog.chunk_ids(self._conn, [rowid for rowid, _ in hits])
         return [(ids[rowid], score) for rowid, score in hits if rowid in ids]
 
-    def search_lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search_lexical(
+        self, query: str, k: int, *, sources: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
         """BM25 over chunk text: (chunk_id, score > 0, higher better), best first.
 
-        Any text is accepted: its words are OR'ed, punctuation and quotes dropped, accents folded.
-        Words found in half the chunks or more are left out of the query when another of its words
-        is in at least ``k`` chunks: FTS5's BM25 gives them an IDF of 1e-6, so the chunks that only
-        they match rank below all the others and the ``k`` best are the same, but each such word
-        costs a pass over half the index (the 100k-chunk bench: p50 317 -> 63 ms).
+        Any text is accepted: its words are OR'ed, punctuation and quotes dropped, accents folded;
+        words in half the chunks or more are left out when that cannot change the ``k`` best
+        (``ingest.lexical``). ``sources``: only the chunks of the files citing these names (then
+        every word is kept: the counts that make leaving one out safe are the whole index's).
         """
         terms = fts_terms(query)
         if not terms or k <= 0:
             return []
-        sql = (
-            "SELECT c.chunk_id, -f.score FROM (SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f "
-            "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.score"
-        )
         with self._lock:
-            match = " OR ".join(f'"{t}"' for t in self._selective_terms(terms, k))
-            return [(cid, float(score)) for cid, score in self._conn.execute(sql, (match, k))]
+            if sources is None:
+                terms = self._terms.selective(self._conn, terms, k)
+            return catalog.search_lexical(self._conn, match_expression(terms), k, sources)
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         """The chunks with these ids, in the given order; ids no longer indexed are left out."""
@@ -246,10 +224,8 @@ class Index:
     def file_path(self, source: str) -> Path | None:
         """Absolute path of the file a chunk cites, or None if unknown or gone from disk."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT root, path FROM files WHERE source = ? AND status = 'indexed'", (source,)
-            ).fetchone()
-        path = Path(row[0], row[1]) if row else None
+            found = catalog.file_location(self._conn, source)
+        path = Path(*found) if found else None
         return path if path is not None and path.is_file() else None
 
     # -- writing (ingestion) -------------------------------------------------------------------
@@ -324,7 +300,7 @@ class Index:
                 "catalog_version": self._vectors_version,
                 "chunks": self._vectors.count(),
             }
-            _write_json(self.path / MANIFEST, manifest)
+            write_manifest(self.path, manifest)
             self._saved_version = self._vectors_version
 
     def close(self) -> None:
@@ -360,8 +336,7 @@ class Index:
                 f"index at {self.path} is being written by another process; wait for it to finish"
             ) from None
         self._write_lock = lock
-        for stale in self.path.glob(".*.tmp"):  # left by a writer killed mid-write
-            stale.unlink(missing_ok=True)
+        remove_temporaries(self.path)
 
     # -- private -------------------------------------------------------------------------------
 
@@ -386,66 +361,17 @@ class Index:
 
     def _rebuild(self, *, fit: bool = False) -> None:
         """Vectors from the catalog: exact flat ones, or (``fit``) the kind ``plan`` chooses."""
-        self._conn.execute("BEGIN")  # one snapshot: the version and the vectors agree
-        try:
+        with catalog.snapshot(self._conn):  # the version and the vectors agree
             version = catalog.read_version(self._conn)
-            count = self._conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+            count = catalog.vector_count(self._conn)
             ivf = fit and plan(count, self.ann_threshold) == IVF
-            sample = self._sample_vectors(count) if ivf else None
+            sample = self._training_sample(count) if ivf else None
             threshold = self.ann_threshold if ivf else count + 1
             vectors = build_vectors(self.dim, count, catalog.iter_vectors(self._conn), sample, threshold)
-        finally:
-            self._conn.execute("COMMIT")
         self._vectors, self._vectors_version = vectors, version
 
-    def _sample_vectors(self, count: int) -> np.ndarray:
+    def _training_sample(self, count: int) -> np.ndarray:
         """About ``TRAIN_POINTS_PER_LIST`` vectors per IVF list, at rowids spread evenly over the
         catalog (never fewer than the lists; all of them for a small index)."""
-        from ingest.vectors import TRAIN_POINTS_PER_LIST
-
         want = min(count, TRAIN_POINTS_PER_LIST * nlist_for(count))
-        low, high = self._conn.execute("SELECT min(rowid), max(rowid) FROM vectors").fetchone()
-        targets = np.unique(np.linspace(low, high, min(high - low + 1, want * (high - low + 1) // count + 1)))
-        rows: list[bytes] = []
-        for part in np.array_split(targets, max(1, len(targets) // 500)):
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT vector FROM vectors WHERE rowid IN ({marks})"
-            rows += [r[0] for r in self._conn.execute(sql, [int(x) for x in part])]
-        if len(rows) < nlist_for(count):  # rowids too sparse: take the first ones instead
-            rows = [r[0] for r in self._conn.execute("SELECT vector FROM vectors LIMIT ?", (want,))]
-        return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), self.dim)
-
-    def _selective_terms(self, terms: list[str], k: int) -> list[str]:
-        """``terms`` less those in half the chunks or more, if one of the rest is in ``k`` chunks
-        or more (else the ``k`` best could include chunks that only the common words match)."""
-        version = catalog.read_version(self._conn)
-        if version != self._df_version or len(self._df) > _DF_CACHE_TERMS:
-            self._df, self._df_version = {}, version
-            self._df_chunks = self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        sql = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
-        for term in terms:
-            if term not in self._df:
-                self._df[term] = self._conn.execute(sql, (f'"{term}"',)).fetchone()[0]
-        kept = [t for t in terms if 2 * self._df[t] < self._df_chunks]
-        return kept if max((self._df[t] for t in kept), default=0) >= k else terms
-
-
-def fts_terms(query: str) -> list[str]:
-    """The words of a query, safe to quote in an FTS5 MATCH.
-
-    >>> fts_terms('¿Cómo "configuro" el WiFi?! (v2.0)')
-    ['cómo', 'configuro', 'el', 'wifi', 'v2', '0']
-    """
-    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFC", query).lower())
-    return list(dict.fromkeys(words))[:_MAX_TERMS]
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        sync_to_disk(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    sync_to_disk(path.parent)
+        return catalog.sample_vectors(self._conn, count, want, nlist_for(count))

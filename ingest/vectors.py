@@ -16,12 +16,12 @@ It does not know about files, chunks or versions: ``ingest.store`` does.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
+
+from ingest.layout import atomic_write
 
 # Flat (exact) below this many vectors, IVF from it on. bench/bench_retrieval.py (2 loaded cores):
 # exact search p50 10 ms at 10k, 64 ms at 100k, ~800 ms at 1M; IVF at 100k 3.3 ms with recall@10
@@ -33,25 +33,6 @@ TRAIN_POINTS_PER_LIST = 39  # k-means sample: FAISS's minimum per centroid (cost
 TRAIN_ITERATIONS = 10
 
 FLAT, IVF = "faiss-flat-ip", "faiss-ivf-flat-ip"
-
-
-class VectorStore(Protocol):
-    """Vectors by integer id, searchable by inner product."""
-
-    dim: int
-    kind: str
-
-    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
-
-    def remove(self, ids: Sequence[int]) -> None: ...
-
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
-
-    def count(self) -> int: ...
-
-    def save(self, path: Path) -> None: ...
-
-    def params(self) -> dict[str, int | str]: ...
 
 
 class FlatVectors:
@@ -91,21 +72,40 @@ class FlatVectors:
         if len(ids):
             self._index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest ids with their inner products, best first."""
-        k = min(k, self.count())
+    def search(
+        self, vector: np.ndarray, k: int, among: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest ids with their inner products, best first.
+
+        ``among``: only these ids, every one of them scored (exact, whatever the index kind).
+        """
+        k = min(k, self.count() if among is None else len(among))
         if k <= 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
-        scores, ids = self._index.search(query, k)
+        if among is None:
+            scores, ids = self._index.search(query, k)
+        else:
+            import faiss
+
+            selector = faiss.IDSelectorBatch(np.asarray(among, dtype=np.int64))
+            scores, ids = self._index.search(query, k, params=self._exact(selector))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _exact(self, selector: object) -> object:
+        """Search parameters that score every vector the selector lets through."""
+        import faiss
+
+        return faiss.SearchParameters(sel=selector)
 
     def count(self) -> int:
         return int(self._index.ntotal)
 
     def save(self, path: Path) -> None:
         """Write to a temporary file beside ``path``, flush it to disk, then rename it into place."""
-        _save_index(self._index, path)
+        import faiss
+
+        atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
 
 class IVFVectors(FlatVectors):
@@ -145,6 +145,11 @@ class IVFVectors(FlatVectors):
         index.cp.seed = 1234
         index.train(sample)
         return cls(dim, index, count)
+
+    def _exact(self, selector: object) -> object:
+        import faiss
+
+        return faiss.SearchParametersIVF(sel=selector, nprobe=int(self._index.nlist))  # every list
 
     def params(self) -> dict[str, int | str]:
         nlist, nprobe = int(self._index.nlist), int(self._index.nprobe)
@@ -231,25 +236,3 @@ def build_vectors(
     for ids, batch in batches:
         vectors.add(ids, batch)
     return vectors
-
-
-def _save_index(index: object, path: Path) -> None:
-    import faiss
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        faiss.write_index(index, str(tmp))
-        sync_to_disk(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    sync_to_disk(path.parent)
-
-
-def sync_to_disk(path: Path) -> None:
-    """Flush a file or a folder entry to disk, so a rename after it survives a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

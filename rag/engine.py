@@ -19,11 +19,13 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ingest.embed import Embedder, backend_name, load_embedder
+from ingest.embed import Embedder
+from ingest.embedders import check_embedder, embedder_name, load_embedder
 from ingest.errors import EmptyQuestion
 from ingest.lang import detect_language
 from ingest.records import Answer, Message, Passage, Timings
 from ingest.settings import Settings
+from ingest.store_protocol import Store
 from rag.answer import build_answer
 from rag.generate import Generator, load_generator
 from rag.prompt import build_prompt, fit_passages
@@ -40,13 +42,14 @@ class Engine:
 
     Args:
         settings: the frozen settings (top_k, weights, thresholds, budgets, generator choice).
-        index: an open ``ingest.store.Index``.
+        index: the store to answer from (``ingest.store_protocol.Store``; ``open_engine`` opens
+            the index folder's ``ingest.store.Index``).
         embedder: the embedder the index was built with.
         generator: a ready generator, or None to load ``settings.generator`` on first use.
     """
 
     def __init__(
-        self, settings: Settings, index, embedder: Embedder, generator: Generator | None = None
+        self, settings: Settings, index: Store, embedder: Embedder, generator: Generator | None = None
     ) -> None:
         self.settings = settings
         self.index = index
@@ -254,18 +257,10 @@ def open_engine(
     index_dir = Path(settings.index_dir)
     index = open_index(index_dir)  # IndexNotFound before a model is loaded
     try:
-        if embedder is None:
-            wanted = backend_name(settings.embedder, settings.embed_backend)
-            if not Path(settings.embedder).expanduser().is_dir() and wanted != index.embedder:
-                open_index(index_dir, embedder_name=wanted)  # raises EmbedderMismatch
-            embedder = load_embedder(
-                settings.embedder,
-                settings.models_dir,
-                threads=settings.threads,
-                backend=settings.embed_backend,
-            )
-        if embedder.name != index.embedder:
-            open_index(index_dir, embedder_name=embedder.name)  # raises EmbedderMismatch
+        if embedder is None:  # checked before loading the model, then once it is loaded
+            check_embedder(index_dir, index.embedder, index.dim, name=embedder_name(settings))
+            embedder = load_embedder(settings)
+        check_embedder(index_dir, index.embedder, index.dim, name=embedder.name)
     except BaseException:
         index.close()
         raise

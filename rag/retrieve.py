@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from ingest.embed import Embedder
 from ingest.records import Message, Passage
+from ingest.store_protocol import Store
 from rag.text import content_words
 
 CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
@@ -33,7 +33,7 @@ LEAD_IN_CHARS = 240
 
 def retrieve(
     question: str,
-    index: Any,
+    index: Store,
     embedder: Embedder,
     *,
     k: int = 5,
@@ -47,7 +47,8 @@ def retrieve(
 
     Args:
         question: the search text (for a follow-up, the engine's rewritten query).
-        index: an open ``ingest.store.Index``.
+        index: the store to search (``ingest.store_protocol.Store``, e.g. an open
+            ``ingest.store.Index``).
         embedder: the embedder the index was built with.
         k: passages to return.
         dense_weight: weight of the dense score; the lexical score gets the rest.
@@ -56,7 +57,7 @@ def retrieve(
         lang_bonus: added to the fused score of passages in ``lang`` (manuals often come in
             several languages, and a cross-lingual embedder finds the same page in each).
         lead_in_chars: a passage whose chunk starts mid-line is shown with up to this many
-            characters of the line before it (``Index.lead_ins``); 0 for none.
+            characters of the line before it (``Store.lead_ins``); 0 for none.
 
     Returns:
         Passages with ``score`` (fused, 0..1, relative to this question's candidates),
@@ -79,8 +80,7 @@ def retrieve(
         bonus = {cid: lang_bonus for cid, c in chunks.items() if c.lang == lang}
         ranked = sorted(((cid, s + bonus.get(cid, 0.0)) for cid, s in ranked), key=lambda x: -x[1])[:k]
     dense_of, lexical_of = dict(dense), dict(lexical)
-    lead_ins = getattr(index, "lead_ins", None)
-    leads = lead_ins([cid for cid, _ in ranked], lead_in_chars) if lead_ins and lead_in_chars else {}
+    leads = index.lead_ins([cid for cid, _ in ranked], lead_in_chars) if lead_in_chars else {}
     passages = []
     for cid, score in ranked:
         chunk = chunks.get(cid)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import models as provisioning
+from ingest import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -26,8 +26,8 @@ def models_dir() -> Path:
 
 
 def _require(name: str) -> Path:
-    folder = provisioning.model_path(name, _models_dir())
-    if not provisioning.is_fetched(name, _models_dir()):
+    folder = registry.model_path(name, _models_dir())
+    if not registry.is_fetched(name, _models_dir()):
         pytest.fail(f"{name} is not fetched in {_models_dir()}; run 'make test' (it fetches models)")
     return folder
 
@@ -35,19 +35,23 @@ def _require(name: str) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 embedder (fast; English)."""
-    from ingest.embed import load_embedder
+    from ingest.embedders import load_embedder
+    from ingest.settings import Settings
 
     _require("all-minilm-l6-v2")
-    return load_embedder("all-minilm-l6-v2", _models_dir(), threads=os.cpu_count() or 1)
+    return load_embedder(
+        Settings(embedder="all-minilm-l6-v2", models_dir=_models_dir(), threads=os.cpu_count() or 1)
+    )
 
 
 @pytest.fixture(scope="session")
 def gemma():
     """The real EmbeddingGemma-300M embedder (the default; slow on CPU: keep inputs small)."""
-    from ingest.embed import load_embedder
+    from ingest.embedders import load_embedder
+    from ingest.settings import Settings
 
     _require("embeddinggemma-300m")
-    return load_embedder("embeddinggemma-300m", _models_dir())
+    return load_embedder(Settings(embedder="embeddinggemma-300m", models_dir=_models_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,14 @@ def _audit(event, args):
 sys.addaudithook(_audit)
 
 from pathlib import Path
-from ingest.embed import load_embedder
+from ingest.embedders import load_embedder
 from ingest.records import Message
 from ingest.settings import load_settings
 from rag.generate import TransformersGenerator
-from ingest.models import resolve_model
+from ingest.registry import resolve_model
 
 settings = load_settings()
-vectors = load_embedder("embeddinggemma-300m", settings.models_dir).embed_queries(["¿Cómo mido un voltaje?"])
+vectors = load_embedder(settings.replace(embedder="embeddinggemma-300m", embed_backend="torch")).embed_queries(["¿Cómo mido un voltaje?"])
 generator = TransformersGenerator(resolve_model("qwen2.5-coder-0.5b-instruct", "generator", settings.models_dir))
 text = "".join(generator.stream([Message("user", "Say hello in Spanish, one word.")], max_new_tokens=5))
 print(json.dumps({"dim": int(vectors.shape[1]), "norm": float((vectors[0] ** 2).sum()),

@@ -17,9 +17,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.layout import FEEDBACK
 from ingest.records import Answer, Citation
-
-FEEDBACK_FILE = Path("feedback") / "feedback.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -55,7 +54,7 @@ class Feedback:
 
 def feedback_path(index_dir: Path) -> Path:
     """Where the votes for the index in ``index_dir`` are kept."""
-    return Path(index_dir) / FEEDBACK_FILE
+    return Path(index_dir) / FEEDBACK
 
 
 @contextmanager

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.embed import Embedder, load_embedder
+from ingest.embed import Embedder
+from ingest.embedders import load_embedder
+from ingest.layout import CHANGING_FILES
 from ingest.settings import Settings
 from rag.engine import Engine, open_engine
 from rag.generate import Generator, load_generator
@@ -28,12 +30,10 @@ EMBEDDER_KEY = "docqa_embedder"
 GENERATOR_KEY = "docqa_generator"
 """Session-state key of a ``Generator`` to use instead of loading ``settings.generator``."""
 
-_INDEX_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "vectors.faiss", "manifest.json")
-
 
 @st.cache_resource(show_spinner="Loading the embedding model…", max_entries=2)
-def _embedder(name: str, models_dir: str, threads: int, backend: str = "torch") -> Embedder:
-    return load_embedder(name, Path(models_dir), threads=threads, backend=backend)
+def _embedder(key: tuple, _settings: Settings) -> Embedder:
+    return load_embedder(_settings)
 
 
 @st.cache_resource(show_spinner="Loading the language model…", max_entries=2)
@@ -50,6 +50,17 @@ def _engine(
     settings: Settings, stamp: tuple, parts: tuple[int, int], _embedder: Embedder, _generator
 ) -> Engine:
     return open_engine(settings, embedder=_embedder, generator=_generator)
+
+
+def embedder_key(settings: Settings) -> tuple:
+    """The settings that pick an embedder; two settings with the same key share one model."""
+    return (
+        settings.embedder,
+        settings.embed_backend,
+        str(settings.models_dir),
+        settings.threads,
+        settings.embed_batch_size,
+    )
 
 
 def generator_key(settings: Settings) -> tuple:
@@ -73,7 +84,7 @@ def get_embedder(settings: Settings) -> Embedder:
     injected = st.session_state.get(EMBEDDER_KEY)
     if injected is not None:
         return injected
-    return _embedder(settings.embedder, str(settings.models_dir), settings.threads, settings.embed_backend)
+    return _embedder(embedder_key(settings), settings)
 
 
 def get_generator(settings: Settings) -> Generator:
@@ -95,7 +106,7 @@ def index_stamp(index_dir: Path) -> tuple:
     ()
     """
     stamp = []
-    for name in _INDEX_FILES:
+    for name in CHANGING_FILES:
         path = Path(index_dir) / name
         if path.exists():
             info = path.stat()

@@ -17,9 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ingest.errors import DocqaError
-
-UPLOADS_FOLDER = "uploads"
-"""Name of the uploads folder inside the index folder."""
+from ingest.layout import UPLOADS
 
 _MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ()]+")  # \w is Unicode-aware: accents stay
@@ -34,7 +32,7 @@ class UploadRejected(DocqaError):
 
 def uploads_dir(index_dir: Path) -> Path:
     """The folder uploads are saved in: ``<index>/uploads``."""
-    return Path(index_dir) / UPLOADS_FOLDER
+    return Path(index_dir) / UPLOADS
 
 
 def clean_name(name: str) -> str:

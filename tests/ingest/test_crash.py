@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.store import MANIFEST, VECTORS, open_index
+from ingest.layout import MANIFEST, VECTORS
+from ingest.store import open_index
 from ingest.vectors import FlatVectors
 from tests.conftest import ROOT, SHARED
 

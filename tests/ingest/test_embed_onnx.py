@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest import models as provisioning
+from ingest import registry
 from ingest.errors import ConfigError, ModelError
 from ingest.settings import Settings, load_settings
 
@@ -27,7 +27,7 @@ def onnx_cache(tmp_path_factory, models_dir) -> Path:
     """A private export cache with MiniLM's fp32 export made once for this module."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    if not provisioning.is_fetched("all-minilm-l6-v2", models_dir):
+    if not registry.is_fetched("all-minilm-l6-v2", models_dir):
         pytest.skip(f"all-minilm-l6-v2 is not fetched in {models_dir}")
     return tmp_path_factory.mktemp("derived")
 
@@ -35,7 +35,7 @@ def onnx_cache(tmp_path_factory, models_dir) -> Path:
 def _onnx(models_dir: Path, cache: Path, backend: str = "onnx"):
     from ingest.embed_onnx import OnnxEmbedder
 
-    folder = provisioning.model_path("all-minilm-l6-v2", models_dir)
+    folder = registry.model_path("all-minilm-l6-v2", models_dir)
     return OnnxEmbedder(str(folder), cache_dir=cache, backend=backend, name="all-minilm-l6-v2")
 
 
@@ -59,12 +59,12 @@ def test_onnx_vectors_and_tokens_match_torch(onnx_cache, models_dir, minilm):
 def test_second_load_reuses_the_export_and_a_bad_stamp_exports_again(onnx_cache, models_dir, monkeypatch):
     from ingest import embed_onnx
 
-    model_folder = provisioning.model_path("all-minilm-l6-v2", models_dir)
+    model_folder = registry.model_path("all-minilm-l6-v2", models_dir)
     files = sorted(model_folder.rglob("*"))
     first = _onnx(models_dir, onnx_cache)
     folder = first.path.parent
     assert folder == onnx_cache / "all-minilm-l6-v2" / "onnx"
-    assert sorted(model_folder.rglob("*")) == files and provisioning.verify_folder(model_folder) == []
+    assert sorted(model_folder.rglob("*")) == files and registry.verify_folder(model_folder) == []
     mtime = first.path.stat().st_mtime_ns
     golden = onnx_cache / "golden"
     shutil.copytree(folder, golden)
@@ -107,14 +107,14 @@ def test_int8_has_its_own_name_and_export(onnx_cache, models_dir, minilm):
 
 
 def test_load_embedder_dispatch_errors(tmp_path, monkeypatch):
-    from ingest.embed import load_embedder
     from ingest.embed_onnx import OnnxEmbedder
+    from ingest.embedders import load_embedder
 
     with pytest.raises(ModelError, match="local model folder"):
         OnnxEmbedder("some/hub-name", cache_dir=tmp_path)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(ModelError, match="pip install onnxruntime"):
-        load_embedder(str(tmp_path), tmp_path, backend="onnx")
+        load_embedder(Settings(embedder=str(tmp_path), models_dir=tmp_path, embed_backend="onnx"))
 
 
 def test_settings_embed_backend(tmp_path):
@@ -154,10 +154,10 @@ def test_the_backend_setting_reaches_ingest_and_the_engine(tmp_path, models_dir)
 
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    if not provisioning.is_fetched("all-minilm-l6-v2", models_dir):
+    if not registry.is_fetched("all-minilm-l6-v2", models_dir):
         pytest.skip(f"all-minilm-l6-v2 is not fetched in {models_dir}")
     private = tmp_path / "models"  # the exports land in private/.derived, not in the user's cache
-    shutil.copytree(provisioning.model_path("all-minilm-l6-v2", models_dir), private / "all-minilm-l6-v2")
+    shutil.copytree(registry.model_path("all-minilm-l6-v2", models_dir), private / "all-minilm-l6-v2")
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "power.md").write_text("# Power\n\nThe battery lasts ten hours on a full charge.")

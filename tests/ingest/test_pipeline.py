@@ -15,9 +15,10 @@ import pytest
 
 from ingest import writer
 from ingest.errors import EmbedderMismatch, NothingToIndex
+from ingest.layout import VECTORS
 from ingest.pipeline import ingest_folder, ingest_paths, remove_document
 from ingest.settings import Settings
-from ingest.store import VECTORS, IndexBusy, open_index
+from ingest.store import IndexBusy, open_index
 from ingest.vectors import FlatVectors
 from tests.conftest import ROOT, SHARED
 from tests.fakes import HashEmbedder

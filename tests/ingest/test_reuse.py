@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.layout import CATALOG
 from ingest.load import LOADER_VERSION
 from ingest.pipeline import ingest_folder
 from ingest.settings import Settings
-from ingest.store import CATALOG, open_index
+from ingest.store import open_index
 from tests.fakes import HashEmbedder
 
 SETTINGS = Settings(chunk_tokens=24, chunk_overlap=4, embed_batch_size=4)

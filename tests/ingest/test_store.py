@@ -14,8 +14,10 @@ import pytest
 from ingest.catalog import FileUpdate
 from ingest.chunk import chunk_sections
 from ingest.errors import EmbedderMismatch, IndexCorrupt, IndexNotFound
+from ingest.layout import MANIFEST, VECTORS
+from ingest.lexical import fts_terms
 from ingest.records import Section
-from ingest.store import MANIFEST, VECTORS, IndexBusy, fts_terms, open_index
+from ingest.store import IndexBusy, open_index
 from ingest.vectors import FLAT, IVF, FlatVectors, IVFVectors, load_vectors, nlist_for
 from tests.fakes import HashEmbedder
 
@@ -368,14 +370,18 @@ COMMON = tuple(
 )
 
 
+def _selective(index, terms: list[str], k: int) -> list[str]:
+    return index._terms.selective(index._conn, terms, k)
+
+
 def test_a_query_of_common_words_still_finds_the_rare_word(tmp_path: Path) -> None:
     with make(tmp_path, *COMMON, *(update(f"n{i}.txt", f"Calibration note {i}.") for i in range(3))) as index:
         hits = index.search_lexical("the device manual explains the device calibration", 4)
         assert sorted(sources(index, [c for c, _ in hits])) == ["m5.txt", "n0.txt", "n1.txt", "n2.txt"]
         # "the", "device" are in 6 of 9 chunks: left out, as "calibration" is in 4 >= k chunks
-        assert index._selective_terms(["the", "device", "calibration", "zzz"], 4) == ["calibration", "zzz"]
+        assert _selective(index, ["the", "device", "calibration", "zzz"], 4) == ["calibration", "zzz"]
         # ... but kept when the rest cannot fill the k results alone, or when nothing else is left
-        assert index._selective_terms(["the", "device", "calibration"], 5) == ["the", "device", "calibration"]
+        assert _selective(index, ["the", "device", "calibration"], 5) == ["the", "device", "calibration"]
         assert len(index.search_lexical("the device manual", 10)) == 6
         # the k best are BM25 over all the words: left-out words weigh 1e-6 (FTS5's IDF floor)
         sql = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts)"
@@ -394,7 +400,7 @@ def test_tiny_index_keeps_every_word(tmp_path: Path) -> None:
 
 def test_document_frequencies_follow_the_catalog(tmp_path: Path) -> None:
     with make(tmp_path, *COMMON) as index:
-        assert index._selective_terms(["device", "display"], 1) == ["display"]
+        assert _selective(index, ["device", "display"], 1) == ["display"]
         index.apply([update(f"x{i}.txt", f"Unrelated note {i} about shipping.") for i in range(7)])
-        assert index._selective_terms(["device", "display"], 1) == ["device", "display"]  # 6 of 13 now
+        assert _selective(index, ["device", "display"], 1) == ["device", "display"]  # 6 of 13 now
         assert len(index.search_lexical("device", 20)) == 6

@@ -1,0 +1,96 @@
+"""The embedder a user chose, built from the settings, and the check that an index was built with it.
+
+Every entry point (the CLI, the app, the engine, the benchmarks) gets its embedder from
+``load_embedder(settings)``: ``settings.embedder`` (a bundled name, a local folder or a model name)
+run by ``settings.embed_backend`` with ``settings.threads`` and ``settings.embed_batch_size``. An
+index records the name of the embedder it was built with; ``check_embedder`` is the one place that
+compares it with another and says how to fix a mismatch.
+
+>>> load_embedder(Settings(embedder="all-minilm-l6-v2")).dim   # doctest: +SKIP
+384
+
+This module does not define embedders (``ingest.embed``, ``ingest.embed_onnx`` do) or fetch models
+(``ingest.provision`` does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.embed import Embedder, SentenceTransformerEmbedder, backend_name
+from ingest.errors import EmbedderMismatch
+from ingest.registry import resolve_model
+from ingest.settings import Settings
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The embedder ``settings`` choose; ``embed_backend`` "onnx" / "onnx-int8" runs it with ONNX
+    Runtime (exported once into ``models_dir/.derived``; see ``ingest.embed_onnx``).
+
+    Raises:
+        ModelError: the model is missing or cannot be loaded (the message says how to fix it).
+    """
+    choice, models_dir = settings.embedder, Path(settings.models_dir)
+    path = resolve_model(choice, "embedder", models_dir)
+    name = choice if not Path(choice).expanduser().is_dir() else Path(path).name
+    batch_size, threads = settings.embed_batch_size, settings.threads
+    if settings.embed_backend == "torch":
+        return SentenceTransformerEmbedder(path, name=name, batch_size=batch_size, threads=threads)
+    from ingest.embed_onnx import DERIVED, OnnxEmbedder
+
+    return OnnxEmbedder(
+        path,
+        cache_dir=models_dir / DERIVED,
+        backend=settings.embed_backend,
+        name=name,
+        batch_size=batch_size,
+        threads=threads,
+    )
+
+
+def embedder_name(settings: Settings) -> str | None:
+    """The name an index records for the embedder ``settings`` choose, known before loading it;
+    None for a model folder (its name is known once loaded).
+
+    >>> embedder_name(Settings(embedder="embeddinggemma-300m", embed_backend="onnx-int8"))
+    'embeddinggemma-300m+onnx-int8'
+    """
+    if Path(settings.embedder).expanduser().is_dir():
+        return None
+    return backend_name(settings.embedder, settings.embed_backend)
+
+
+def check_embedder(
+    index_dir: Path, built: str, built_dim: int, *, name: str | None, dim: int | None = None
+) -> None:
+    """Refuse an index built with embedder ``built`` (vectors of ``built_dim``) for another one.
+
+    Args:
+        index_dir: the index folder (for the message).
+        built, built_dim: what the index was built with.
+        name: the embedder asked for (None: any).
+        dim: the vector size asked for (None: any).
+
+    Raises:
+        EmbedderMismatch: with the command that rebuilds the index, or the flag that uses it.
+    """
+    if (name and name != built) or (dim and dim != built_dim):
+        index_dir = Path(index_dir).expanduser().absolute()
+        asked = f"{name or built}" + (f" (dim {dim})" if dim and dim != built_dim else "")
+        raise EmbedderMismatch(
+            f"index at {index_dir} was built with {built} (dim {built_dim}); you asked for {asked}; "
+            f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {name or built}' "
+            f"or use --embedder {built}"
+        )
+
+
+def check_index_embedder(settings: Settings) -> None:
+    """Raise EmbedderMismatch, before any model is loaded, when the index in ``settings.index_dir``
+    was built with another embedder than ``settings``' (nothing when there is no index yet, or
+    the embedder is a folder whose name is only known once loaded)."""
+    from ingest.layout import has_index
+    from ingest.store import open_index
+
+    name = embedder_name(settings)
+    if name is not None and has_index(settings.index_dir):
+        open_index(settings.index_dir, embedder_name=name).close()
