@@ -3,9 +3,10 @@
 Each turn keeps the question and the engine's ``Answer``; follow-up questions send the last turns
 to the engine as ``Message`` history. The answer's text is shown piece by piece as the generator
 writes it, then replaced by the final text (whose invalid citation markers the engine removed).
-A refusal is shown as such, with the closest passages. Problems (empty question, no index, a model
-that does not load) are shown as messages. This module does not build prompts or retrieve: the
-engine does.
+A refusal is shown as such, with the closest passages. Answers and questions go through
+``ui.markdown.safe_markdown`` (no images or links from a model's or a document's text). Problems
+(empty question, no index, a model that does not load) are shown as messages. This module does not
+build prompts or retrieve: the engine does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ingest.records import Answer, Message
 from ingest.settings import Settings
 from rag.engine import Engine
 from ui.feedback import feedback_path, record_feedback
+from ui.markdown import safe_markdown
 from ui.resources import get_engine, get_generator
 from ui.sources import render_citations, render_passages
 
@@ -81,16 +83,16 @@ def _render_feedback(i: int, turn: Turn, settings: Settings) -> None:
 
 def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, latest: bool) -> None:
     with st.chat_message("user"):
-        st.markdown(turn.question)
+        st.markdown(safe_markdown(turn.question))
     with st.chat_message("assistant"):
         answer = turn.answer
         if answer.refused:
-            st.warning(answer.text, icon=":material/search_off:")
+            st.warning(safe_markdown(answer.text), icon=":material/search_off:")
             if answer.refusal_score is not None:
                 st.caption("These passages look related, but the model judged that they do not answer it.")
             render_passages(answer.passages, i, _locator(engine))
         else:
-            st.markdown(answer.text)
+            st.markdown(safe_markdown(answer.text))
             if answer.unsupported:
                 st.caption(":warning: The answer cites no passage: check it against these passages.")
                 render_passages(answer.passages, i, _locator(engine), open_first=latest, title="")
@@ -121,15 +123,15 @@ def _stream_answer(
                 answer = item
             else:
                 text += item
-                box.markdown(text + " ▌")
+                box.markdown(safe_markdown(text) + " ▌")
     except DocqaError as err:  # e.g. the server went away mid-answer
-        box.markdown(text)
+        box.markdown(safe_markdown(text))
         st.error(f"The answer could not be finished: {err}")
         return None
     if answer is None:
         st.error("The engine returned no answer; try again.")
         return None
-    box.markdown(answer.text)
+    box.markdown(safe_markdown(answer.text))
     return Turn(question, answer, getattr(generator, "name", settings.generator))
 
 
@@ -156,7 +158,7 @@ def render_chat(settings: Settings) -> None:
         st.warning(EMPTY_QUESTION)
         return
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(safe_markdown(question))
     with st.chat_message("assistant"):
         turn = _stream_answer(question.strip(), settings, history_messages(turns), engine)
     if turn is not None:

@@ -3,7 +3,8 @@
 Each source is an expander labelled ``[n] file · page p`` (or the heading). Opened, it shows the
 passage with the cited sentence marked and, for a PDF, the page itself with the same sentence
 highlighted. Pages are drawn only for open expanders (and from a cache), so a long conversation
-does not redraw every page on every click.
+does not redraw every page on every click. Labels go through ``ui.markdown.safe_markdown``: a
+heading cannot load an image or carry a link.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.records import Answer, Citation, Passage
+from ui.markdown import safe_markdown
 from ui.pages import highlight_html, is_pdf, page_png
 
 Locate = Callable[[str], Path | None]
@@ -49,6 +51,7 @@ def _show_source(
     locate: Locate,
     open_: bool,
 ) -> None:
+    label = safe_markdown(label)  # headings and file names are the documents' text
     box = st.expander(label, expanded=open_, key=key, on_change="rerun", icon=":material/description:")
     with box:
         if page is None or not is_pdf(source):
@@ -69,7 +72,7 @@ def _show_page(source: str, page: int, quote: str, locate: Locate) -> None:
     try:
         png = page_png(str(path), path.stat().st_mtime, page, quote)
     except Exception as err:  # a damaged or changed PDF must not break the answer
-        st.caption(f"Page {page} could not be drawn: {err}")
+        st.caption(safe_markdown(f"Page {page} could not be drawn: {err}"))
         return
     st.image(png, caption=f"{Path(source).name}, page {page}", width="stretch")
 

@@ -17,6 +17,7 @@ from ingest.pipeline import ingest_folder
 from ingest.settings import load_settings
 from tests.fakes import HashEmbedder, ReplayGenerator
 from tests.openai_server import running_openai_server
+from tests.ui.test_markdown import render_markdown
 from ui.feedback import export_questions, feedback_path
 from ui.resources import EMBEDDER_KEY, GENERATOR_KEY
 
@@ -174,6 +175,25 @@ def test_the_api_key_goes_only_to_the_configured_server(
         ("/v1/chat/completions", "Bearer sk-operator-secret"),
         ("/elsewhere/v1/chat/completions", None),
     ]
+
+
+def test_answers_and_source_labels_cannot_load_images_or_links(
+    index_dir: Path, embedder: HashEmbedder
+) -> None:
+    docs = index_dir.parent / "docs"
+    (docs / "evil.md").write_text(
+        "# Voltage ![](http://attacker.example/h.png) [x](javascript:alert(1))\n\n"
+        "To measure a voltage, connect the red wire to input A1.\n",
+        encoding="utf-8",
+    )
+    ingest_folder(docs, index_dir, embedder, load_settings(env={}, index_dir=index_dir))
+    reply = "![](http://attacker.example/a.png) Connect A1 [1]. <javascript:alert(1)>"
+    at = _ask(_app(embedder, ReplayGenerator(reply, reply)), "How do I measure a voltage?")
+    shown = [m.value for m in at.markdown] + [e.label for e in at.expander]
+    assert any("evil.md" in label for label in shown)
+    for text in shown:
+        html = render_markdown(text)
+        assert "<img" not in html and "<a " not in html, text
 
 
 def test_reindex_picks_up_a_changed_file(index_dir: Path, embedder: HashEmbedder) -> None:
