@@ -3,17 +3,21 @@
 An upload is checked before a byte is written: its type (by suffix, against the loaders' list), its
 size, and its name, which is reduced to a plain file name (no folders, no ``..``, no control or
 shell-special characters). Files are written only inside the uploads folder, atomically, so a
-half-written file is never indexed. This module does not index anything: the documents panel
+half-written file is never indexed. ``staged_uploads`` puts a batch in place only for as long as
+its indexing runs: if that fails (the index is busy, say), the files that were there are put
+back, so the folder and the index never disagree. This module does not index anything: the documents panel
 passes the saved paths to ``ingest.pipeline.ingest_paths``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ingest.errors import DocqaError
@@ -96,20 +100,74 @@ def save_upload(folder: Path, name: str, data: bytes, *, max_bytes: int, suffixe
             leave ``folder`` (which the cleaned name makes impossible; checked anyway).
     """
     safe = check_upload(name, len(data), max_bytes=max_bytes, suffixes=suffixes)
+    target = _target(folder, safe)
+    os.replace(_write_temporary(target.parent, data), target)
+    return target
+
+
+@contextlib.contextmanager
+def staged_uploads(folder: Path, files: Sequence[tuple[str, bytes]]) -> Iterator[list[Path]]:
+    """Put uploads in place for the ``with`` block, and take them back if the block fails.
+
+    Each file is first written in full under a temporary name; then the file it replaces (if
+    any) is moved aside and the new one renamed in. If the block raises, every moved file is put
+    back and every new one removed before the error goes on; if it succeeds, the old copies are
+    deleted. So a failed indexing (``IndexBusy``, a crash in a loader) leaves the folder as the
+    index knows it.
+
+    Args:
+        folder: the uploads folder (created if needed).
+        files: (name, data) pairs whose names passed ``check_upload``.
+
+    Yields:
+        The uploads' final paths, in order.
+    """
+    targets = [_target(folder, name) for name, _ in files]
+    temporaries = [_write_temporary(t.parent, data) for t, (_, data) in zip(targets, files, strict=True)]
+    moved: list[tuple[Path, Path | None]] = []  # (target, its old file's new place or None)
+    try:
+        for target, temporary in zip(targets, temporaries, strict=True):
+            aside = None
+            if target.exists():
+                aside = target.with_name(f".replaced-{secrets.token_hex(8)}.part")
+                os.replace(target, aside)
+            moved.append((target, aside))
+            os.replace(temporary, target)
+        yield targets
+    except BaseException:
+        for target, aside in reversed(moved):
+            if aside is not None:
+                os.replace(aside, target)
+            else:
+                target.unlink(missing_ok=True)
+        for temporary in temporaries:
+            Path(temporary).unlink(missing_ok=True)
+        raise
+    for _, aside in moved:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+
+
+def _target(folder: Path, name: str) -> Path:
+    """``folder / name``, refusing a name that would leave the folder (checked names never do)."""
     folder = Path(folder).resolve()
-    target = (folder / safe).resolve()
+    target = (folder / name).resolve()
     if target.parent != folder:
         raise UploadRejected(f"{name!r}: refused, the name points outside the uploads folder")
+    return target
+
+
+def _write_temporary(folder: Path, data: bytes) -> Path:
+    """Write ``data`` to a new hidden ``.upload-*.part`` file in ``folder``; return its path."""
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+    return Path(tmp)
 
 
 def delete_upload(folder: Path, path: Path) -> bool:

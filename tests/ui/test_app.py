@@ -223,6 +223,40 @@ def test_feedback_is_stored_and_exported(index_dir: Path, embedder: HashEmbedder
     assert record["comment"] == "clear"
 
 
+def test_an_upload_while_the_index_is_busy_leaves_the_file_on_disk_as_indexed(
+    index_dir: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    from ingest.layout import LOCK
+
+    at = _app(embedder, ReplayGenerator())
+    at.sidebar.radio(key="view").set_value("Documents").run()
+    at.file_uploader[0].set_value(("zebra.md", b"# Zebra\n\nThe zebra code is 4417.\n", "text/markdown"))
+    at.button(key="FormSubmitter:docqa_upload-Upload and index").click().run()
+    saved = index_dir / "uploads" / "zebra.md"
+    assert "1 added" in _texts(at.success) and b"4417" in saved.read_bytes()
+
+    busy = FileLock(str(index_dir / LOCK), thread_local=False)
+    new_version = ("zebra.md", b"# Zebra\n\nThe zebra code is 9999.\n", "text/markdown")
+    with busy:  # e.g. a `docqa ingest` running
+        at.file_uploader[0].set_value(new_version)
+        at.button(key="FormSubmitter:docqa_upload-Upload and index").click().run()
+    assert not at.exception, at.exception
+    assert "nothing was saved" in _texts(at.error)
+    assert b"4417" in saved.read_bytes()
+
+    # The lock taken between the check and the indexing: the old file is put back.
+    monkeypatch.setattr("ui.documents._index_busy", lambda index_dir: False)
+    with busy:
+        at.file_uploader[0].set_value(new_version)
+        at.button(key="FormSubmitter:docqa_upload-Upload and index").click().run()
+    assert not at.exception, at.exception
+    assert "nothing was saved" in _texts(at.error)
+    assert b"4417" in saved.read_bytes()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["zebra.md"]  # no temporaries left
+
+
 def test_documents_upload_and_delete(index_dir: Path, embedder: HashEmbedder) -> None:
     at = _app(embedder, ReplayGenerator())
     at.sidebar.radio(key="view").set_value("Documents").run()

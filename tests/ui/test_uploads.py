@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from ingest.errors import IndexBusy
 from ingest.load import SUPPORTED_SUFFIXES
-from ui.uploads import UploadRejected, check_upload, clean_name, delete_upload, save_upload, uploads_dir
+from ui.uploads import (
+    UploadRejected,
+    check_upload,
+    clean_name,
+    delete_upload,
+    save_upload,
+    staged_uploads,
+    uploads_dir,
+)
 
 MB = 1_000_000
 SUFFIXES = {".pdf", ".md", ".txt", ".html"}
@@ -90,3 +99,23 @@ def test_delete_upload_only_inside_the_folder(tmp_path: Path) -> None:
     assert delete_upload(folder, saved)
     assert not saved.exists()
     assert not delete_upload(folder, saved)
+
+
+def test_staged_uploads_are_taken_back_when_indexing_fails(tmp_path: Path) -> None:
+    folder = tmp_path / "uploads"
+    save_upload(folder, "a.md", b"old a", max_bytes=MB, suffixes=SUFFIXES)
+    with pytest.raises(IndexBusy), staged_uploads(folder, [("a.md", b"new a"), ("b.md", b"new b")]) as paths:
+        assert [p.read_bytes() for p in paths] == [b"new a", b"new b"]  # in place while indexing
+        raise IndexBusy("index is being written by another process")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.md"]
+    assert (folder / "a.md").read_bytes() == b"old a"
+
+
+def test_staged_uploads_stay_when_indexing_succeeds(tmp_path: Path) -> None:
+    folder = tmp_path / "uploads"
+    save_upload(folder, "a.md", b"old a", max_bytes=MB, suffixes=SUFFIXES)
+    with staged_uploads(folder, [("a.md", b"new a"), ("b.md", b"new b")]) as paths:
+        pass
+    assert paths == [folder.resolve() / "a.md", folder.resolve() / "b.md"]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.md", "b.md"]
+    assert (folder / "a.md").read_bytes() == b"new a"
