@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.embed import Embedder
 from ingest.errors import NothingToIndex
 from ingest.load import LOADER_VERSION
+from ingest.plan import plan_files
 from ingest.records import FileRecord, IngestReport, Skipped
 from ingest.scan import read_ignore, scan_files, scan_folder
 from ingest.settings import Settings
@@ -30,18 +30,6 @@ from ingest.store import Index, open_index
 from ingest.writer import Progress, Writer
 
 __all__ = ["Progress", "ingest_folder", "ingest_paths", "remove_document"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What to do with the scanned files of one root."""
-
-    unchanged: tuple[str, ...]
-    touched: tuple[FileRecord, ...]  # same content, new size/mtime: record them, nothing else
-    moved: tuple[tuple[str, FileRecord], ...]  # (old path, record) with the same content
-    todo: tuple[FileRecord, ...]  # new or changed: parse and embed
-    gone: tuple[str, ...]
-    skipped: tuple[Skipped, ...]  # unchanged files whose content was skipped before
 
 
 def ingest_folder(
@@ -202,55 +190,26 @@ def _run(
     reread: bool = False,
 ) -> IngestReport:
     records = [f for f in found if isinstance(f, FileRecord)]
-    plan = _plan(records, states, remove_missing, reread)
-    writer = Writer(index, str(root), embedder, settings, progress, previous=set(states))
-    writer.skipped += [f for f in found if isinstance(f, Skipped)] + list(plan.skipped)
+    plan = plan_files(records, states, remove_missing=remove_missing, reread=reread)
     for record in plan.touched:
         index.move_file(str(root), record.path, record.path, record.size, record.mtime)
     for old, record in plan.moved:
         index.move_file(str(root), old, record.path, record.size, record.mtime)
-    for path in plan.gone:
-        if index.remove_file(str(root), path) and states[path].status == "indexed":
-            writer.removed.append(path)
-    writer.run(plan.todo)
+    # removed files are reported only if they were indexed (not skipped for their content)
+    removed = tuple(p for p in plan.gone if index.remove_file(str(root), p) and states[p].status == "indexed")
+    writer = Writer(index, str(root), embedder, settings, progress, previous=set(states))
+    result = writer.run(plan.todo)
     index.commit()
     return IngestReport(
-        added=tuple(writer.added) + tuple(r.path for _, r in plan.moved),
-        updated=tuple(writer.updated),
+        added=result.added + tuple(r.path for _, r in plan.moved),
+        updated=result.updated,
         unchanged=plan.unchanged,
-        removed=tuple(writer.removed) + tuple(old for old, _ in plan.moved),
-        skipped=tuple(writer.skipped),
-        warnings=tuple(writer.warnings),
-        chunks_added=writer.chunks_added,
-        chunks_reused=writer.chunks_reused,
+        removed=removed + result.removed + tuple(old for old, _ in plan.moved),
+        skipped=tuple(f for f in found if isinstance(f, Skipped)) + plan.skipped + result.skipped,
+        warnings=result.warnings,
+        chunks_added=result.chunks_added,
+        chunks_reused=result.chunks_reused,
     )
-
-
-def _plan(records: Sequence[FileRecord], states: dict, remove_missing: bool, reread: bool = False) -> _Plan:
-    """Sort the scanned files: unchanged, touched (same content, new mtime), moved, to (re)index.
-
-    ``reread``: files with unchanged content are indexed again too (docqa's loaders changed).
-    """
-    present = {r.path for r in records}
-    gone = [p for p in states if p not in present] if remove_missing else []
-    gone_by_sha = {states[p].sha256: p for p in gone if states[p].status == "indexed"}
-    unchanged, touched, moved, todo, skipped = [], [], [], [], []
-    for r in records:
-        state = states.get(r.path)
-        if state is not None and state.sha256 == r.sha256 and not reread:
-            if (state.size, state.mtime) != (r.size, r.mtime):
-                touched.append(r)
-            if state.status == "indexed":
-                unchanged.append(r.path)
-            else:
-                skipped.append(Skipped(r.path, state.reason))
-        elif state is None and r.sha256 in gone_by_sha:
-            old = gone_by_sha.pop(r.sha256)
-            gone.remove(old)
-            moved.append((old, r))
-        else:
-            todo.append(r)
-    return _Plan(tuple(unchanged), tuple(touched), tuple(moved), tuple(todo), tuple(gone), tuple(skipped))
 
 
 def _known(states: dict) -> Callable[[str, int, float], str | None]:

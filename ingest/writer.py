@@ -45,6 +45,19 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a ``Writer`` run did, by relative path: the pipeline's report is built from it."""
+
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]  # files that vanished during the run
+    skipped: tuple[Skipped, ...]
+    warnings: tuple[Skipped, ...]
+    chunks_added: int
+    chunks_reused: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     record: FileRecord
     chunks: tuple[Chunk, ...]
@@ -53,7 +66,7 @@ class _Pending:
 
 
 class Writer:
-    """Adds or replaces files in an open index and keeps the report's lists."""
+    """Adds or replaces files in an open index; ``run`` says what it did."""
 
     def __init__(
         self,
@@ -65,13 +78,13 @@ class Writer:
         *,
         previous: set[str],
     ) -> None:
-        self.added: list[str] = []
-        self.updated: list[str] = []
-        self.removed: list[str] = []
-        self.skipped: list[Skipped] = []
-        self.warnings: list[Skipped] = []
-        self.chunks_added = 0
-        self.chunks_reused = 0
+        self._added: list[str] = []
+        self._updated: list[str] = []
+        self._removed: list[str] = []
+        self._skipped: list[Skipped] = []
+        self._warnings: list[Skipped] = []
+        self._chunks_added = 0
+        self._chunks_reused = 0
         self._index, self._root, self._embedder = index, root, embedder
         self._batch = settings.embed_batch_size
         self._size, self._overlap = chunk_limit(
@@ -86,7 +99,7 @@ class Writer:
         self._files_done = self._files_total = self._chunks_done = self._bytes_total = 0
         self._bytes_done, self._bytes_partial, self._path = 0, 0.0, ""
 
-    def run(self, records: Sequence[FileRecord]) -> None:
+    def run(self, records: Sequence[FileRecord]) -> WriteResult:
         """Process files in order; the catalog is committed after each window."""
         self._files_total, self._bytes_total = len(records), sum(r.size for r in records)
         self._report()
@@ -95,6 +108,15 @@ class Writer:
             if sum(len(p.chunks) for p in self._pending) >= _WINDOW_BATCHES * self._batch:
                 self._flush()
         self._flush()
+        return WriteResult(
+            added=tuple(self._added),
+            updated=tuple(self._updated),
+            removed=tuple(self._removed),
+            skipped=tuple(self._skipped),
+            warnings=tuple(self._warnings),
+            chunks_added=self._chunks_added,
+            chunks_reused=self._chunks_reused,
+        )
 
     def _add(self, record: FileRecord) -> None:
         pending = next((p.record.path for p in self._pending if p.record.sha256 == record.sha256), None)
@@ -109,11 +131,11 @@ class Writer:
             if isinstance(err.__cause__, OSError) or not path.is_file():
                 # Not the content's fault (vanished, permissions): record nothing, retry next run.
                 if not path.is_file() and self._index.remove_file(self._root, record.path):
-                    self.removed.append(record.path)
+                    self._removed.append(record.path)
                 reason = "the file disappeared during the run" if not path.is_file() else str(err)
                 return self._done(record, Skipped(record.path, reason))
             return self._skip_content(record, str(err))
-        self.warnings += [Skipped(record.path, w) for w in warnings]
+        self._warnings += [Skipped(record.path, w) for w in warnings]
         try:
             chunks = chunk_sections(
                 sections, self._embedder, self._size, self._overlap, file_sha256=record.sha256
@@ -142,7 +164,7 @@ class Writer:
         if Path(root, path).is_file():
             return where
         self._index.remove_file(root, path)
-        self.warnings.append(Skipped(record.path, f"replaces {where}, indexed before but gone from disk"))
+        self._warnings.append(Skipped(record.path, f"replaces {where}, indexed before but gone from disk"))
         return None
 
     def _skip_content(self, record: FileRecord, reason: str) -> None:
@@ -152,7 +174,7 @@ class Writer:
         self._done(record, Skipped(record.path, reason))
 
     def _done(self, record: FileRecord, skipped: Skipped) -> None:
-        self.skipped.append(skipped)
+        self._skipped.append(skipped)
         self._files_done, self._bytes_done, self._path = (
             self._files_done + 1,
             self._bytes_done + record.size,
@@ -179,8 +201,8 @@ class Writer:
         written = self._apply(updates + self._skips)
         for p in self._pending:
             if p.record.path in written:
-                (self.updated if p.record.path in self._previous else self.added).append(p.record.path)
-                self.chunks_added += len(p.chunks)
+                (self._updated if p.record.path in self._previous else self._added).append(p.record.path)
+                self._chunks_added += len(p.chunks)
         self._files_done += len(self._pending)
         self._bytes_done += sum(p.record.size for p in self._pending)
         self._bytes_partial = 0.0
@@ -202,7 +224,7 @@ class Writer:
                 if vector is not None and vector.shape == (dim,):
                     out[f][c] = vector
                     reused.append((f, c))
-        self.chunks_reused += len(reused)
+        self._chunks_reused += len(reused)
         if reused:
             self._advance(reused)
         done = set(reused)
@@ -245,7 +267,7 @@ class Writer:
                     self._index.apply([u])
                     written.add(u.path)
                 except sqlite3.IntegrityError:
-                    self.skipped.append(Skipped(u.path, "its chunks collide with another indexed file"))
+                    self._skipped.append(Skipped(u.path, "its chunks collide with another indexed file"))
             return written
 
     def _report(self) -> None:
