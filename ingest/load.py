@@ -1,9 +1,11 @@
 """Load one file into sections: the first stage of ingestion.
 
 ``load_file`` picks a loader by the file's suffix (PDF, HTML, EPUB, Markdown, text, Word),
-then sets each section's language. Anything that keeps a file from being indexed (empty,
-corrupt, encrypted, scanned, binary, unsupported) raises ``LoadError`` with a reason a person
-can act on; no library exception escapes. Files are read one at a time and never written.
+removes control characters from every section's text and heading (``ingest.control``: whatever
+the format, no escape sequence reaches the index, the prompt or a terminal), then sets each
+section's language. Anything that keeps a file from being indexed (empty, corrupt, encrypted,
+scanned, binary, unsupported) raises ``LoadError`` with a reason a person can act on; no library
+exception escapes. Files are read one at a time and never written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from ingest.control import strip_control
 from ingest.errors import LoadError
 from ingest.lang import detect_language
 from ingest.load_docx import load_docx
@@ -41,7 +44,8 @@ _LOADERS: dict[str, Loader] = {
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
 # file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
-LOADER_VERSION = 2
+# 3: control characters removed from every format's text and headings.
+LOADER_VERSION = 3
 """Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
 
 _MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge
@@ -84,7 +88,20 @@ def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], lis
         raise LoadError(f"cannot read the file ({err.strerror or err}); check its permissions") from err
     except Exception as err:  # a library choking on malformed input must not stop the ingestion
         raise LoadError(f"could not parse this {suffix[1:]} file ({type(err).__name__}: {err})") from err
-    return _with_languages(sections), warnings
+    return _with_languages(_without_control(sections)), warnings
+
+
+def _without_control(sections: list[Section]) -> list[Section]:
+    """Each section's text and heading through ``strip_control``; sections left blank go.
+
+    Raises:
+        LoadError: nothing but control characters and spaces.
+    """
+    cleaned = [replace(s, text=strip_control(s.text), heading=strip_control(s.heading)) for s in sections]
+    kept = [s for s in cleaned if s.text.strip()]
+    if not kept:
+        raise LoadError("no text, only control characters")
+    return kept
 
 
 def _with_languages(sections: list[Section]) -> list[Section]:

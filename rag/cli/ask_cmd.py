@@ -1,13 +1,19 @@
-"""``docqa ask``: answer one question from the index, streaming, with citations and timings."""
+"""``docqa ask``: answer one question from the index, streaming, with citations and timings.
+
+Everything printed passes through ``ingest.control.printable``: a file name, a heading or a
+model's answer cannot send escape sequences to the terminal.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import click
 
+from ingest.control import printable
 from ingest.records import Answer, Passage
 from rag.cli.common import index_option, models_dir_option, settings_from
 
@@ -67,14 +73,14 @@ def ask(
                 answer = item
             elif not as_json:
                 streamed += item
-                click.echo(item, nl=False)
+                click.echo(printable(item), nl=False)
     if answer is None:  # the engine always ends its stream with an Answer
         raise click.ClickException("no answer was produced")
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(answer), indent=1, ensure_ascii=False))
+        click.echo(_escape_c1(json.dumps(dataclasses.asdict(answer), indent=1, ensure_ascii=False)))
         return
     click.echo()
-    click.echo(_footer(answer, streamed))
+    click.echo(printable(_footer(answer, streamed)))
 
 
 def _footer(answer: Answer, streamed: str) -> str:
@@ -105,6 +111,19 @@ def _footer(answer: Answer, streamed: str) -> str:
         f"{t.prompt_tokens} prompt + {t.completion_tokens} answer tokens)"
     )
     return "\n".join(lines)
+
+
+def _escape_c1(text: str) -> str:
+    """JSON with DEL, C1 controls and bidi overrides written as ``\\u`` escapes (``json.dumps``
+    escapes only C0); the same data, nothing a terminal obeys.
+
+    >>> _escape_c1('"a\x9b2J"')
+    '"a\\\\u009b2J"'
+    """
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _where(p: Passage) -> str:

@@ -189,3 +189,41 @@ def test_unreadable_file_is_refused(tmp_path: Path):
     path.chmod(0)
     with pytest.raises(LoadError, match="cannot read the file"):
         load_file(path, "locked.txt")
+
+
+ESCAPES = "\x1b[2J\x1b]8;;http://attacker.example\x07\x9b31m\x00\x08"
+FILLER = "The manual explains each input in turn, with a figure and a worked example. " * 30
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        (
+            "notes.md",
+            f"# Setup{ESCAPES}\n\nConnect{ESCAPES} the red wire.\r\nThen read\x0cthe value.\n{FILLER}\n",
+        ),
+        (
+            "page.html",
+            f"<h1>Setup{ESCAPES}</h1><p>Connect{ESCAPES} the red wire.</p><p>Then read the value.</p>",
+        ),
+        (
+            "notes.txt",
+            f"Setup{ESCAPES}\nConnect{ESCAPES} the red wire.\r\nThen read\x0cthe value.\n{FILLER}\n",
+        ),
+    ],
+    ids=["markdown", "html", "text"],
+)
+def test_control_characters_are_stripped_at_load_time_for_every_format(tmp_path: Path, name: str, data: str):
+    sections = load_file(_write(tmp_path, name, data.replace("\x00", "")), name)
+    for section in sections:
+        for field in (section.text, section.heading):
+            assert not any((ord(ch) < 32 and ch not in "\t\n") or 0x7F <= ord(ch) <= 0x9F for ch in field), (
+                field
+            )
+    text = "\n".join(s.heading + "\n" + s.text for s in sections)
+    assert "Setup[2J]8;;http://attacker.example31m" in text and "Connect" in text and "the red wire" in text
+
+
+def test_a_file_of_only_control_characters_is_skipped(tmp_path: Path):
+    with pytest.raises(LoadError, match="only control characters"):
+        load_file(_write(tmp_path, "x.html", "<html><body><p>\x1b\x07\x1b\x08</p></body></html>"), "x.html")

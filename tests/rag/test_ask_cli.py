@@ -122,3 +122,44 @@ def test_a_refusal_by_the_model_says_why_and_shows_the_closest_passages():
     assert "model judged" not in _footer(refused, refused.text)
     footer = _footer(doubted, doubted.text)
     assert "refusal probability 0.40" in footer and "eyes17.pdf p. 99 (relevance 0.55)" in footer
+
+
+class _EscapingEngine:
+    """An engine whose documents and model are hostile: escape sequences everywhere."""
+
+    generator = None
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return None
+
+    def stream(self, question, language=None):
+        from ingest.records import Answer, Citation
+
+        yield "Connect A1 \x1b[2J\x1b]8;;http://attacker.example\x07here\x1b]8;;\x07 [1]\r\n"
+        yield Answer(
+            question,
+            "Connect A1 [1].",
+            citations=(Citation(1, "c1", "evil\x1b[31m.md", None, "Setup \x9b2J\u202eexe.pdf", "q"),),
+        )
+
+
+def test_untrusted_text_reaches_the_terminal_without_control_characters(monkeypatch):
+    import rag.engine
+
+    monkeypatch.setattr(rag.engine, "open_engine", _EscapingEngine)
+    result = CliRunner().invoke(cli, ["ask", "How?"])
+    assert result.exit_code == 0, result.output
+    assert "Connect A1 [2J]8;;http://attacker.examplehere]8;; [1]" in result.output
+    assert "[1] evil[31m.md — Setup 2Jexe.pdf" in result.output
+    bad = [ch for ch in result.output if ch not in "\n\t" and (ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F)]
+    assert not bad and "\u202e" not in result.output
+
+    as_json = CliRunner().invoke(cli, ["ask", "How?", "--json"])
+    assert "\x9b" not in as_json.output and "\x1b" not in as_json.output
+    assert json.loads(as_json.output)["citations"][0]["heading"] == "Setup \x9b2J\u202eexe.pdf"
