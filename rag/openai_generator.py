@@ -58,8 +58,12 @@ class OpenAIGenerator:
     def model(self) -> str:
         """The served model, asked from the server once when not given."""
         if not self._model:
-            data = json.loads(self._request("GET", "/models"))
-            models = [m.get("id", "") for m in data.get("data", [])]
+            models = _model_ids(self._request("GET", "/models"))
+            if models is None:
+                raise GeneratorUnavailable(
+                    f"the server at {self.base_url} did not answer GET /models with an OpenAI model "
+                    "list: check openai_base_url (it usually ends in /v1), or set openai_model"
+                )
             if not models or not models[0]:
                 raise GeneratorUnavailable(
                     f"the server at {self.base_url} lists no model: set openai_model (DOCQA_OPENAI_MODEL)"
@@ -117,6 +121,22 @@ class OpenAIGenerator:
         if response.status_code >= 400:
             raise GeneratorUnavailable(_http_error(url, response.status_code))
         return response.text
+
+
+def _model_ids(reply: str) -> list[str] | None:
+    """The model ids of a ``GET /models`` reply; None when it is not such a reply (a web page).
+
+    >>> _model_ids('{"data": [{"id": "m1"}, {"id": "m2"}]}'), _model_ids("<html>"), _model_ids("[1]")
+    (['m1', 'm2'], None, None)
+    """
+    try:
+        data = json.loads(reply)
+    except json.JSONDecodeError:
+        return None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return None
+    return [str(m.get("id", "")) if isinstance(m, dict) else "" for m in items]
 
 
 def _sse_piece(line: str) -> str | None:

@@ -90,3 +90,17 @@ def test_quality_generator_by_name_says_how_to_fetch_it(tmp_path):
     settings = Settings(generator="qwen2.5-coder-1.5b-instruct", models_dir=tmp_path)
     with pytest.raises(ModelNotFound, match=r"docqa models fetch qwen2\.5-coder-1\.5b-instruct"):
         load_generator(settings)
+
+
+@pytest.mark.parametrize(
+    "reply", [b"<html><body>Welcome to nginx!</body></html>", b"[1, 2]", b'{"models": 3}']
+)
+def test_a_models_reply_that_is_not_a_model_list_is_a_clear_error(openai_server, reply):
+    openai_server.models_reply = reply
+    generator = OpenAIGenerator(openai_server.url)
+    with pytest.raises(
+        GeneratorUnavailable, match=r"did not answer GET /models .*set openai_model"
+    ) as caught:
+        list(generator.stream(MESSAGES))
+    assert "nginx" not in str(caught.value)
+    assert openai_server.gets[0][0] == "/v1/models"
