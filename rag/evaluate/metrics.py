@@ -212,14 +212,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def refusal_scores(answerable: Sequence[bool], refused: Sequence[bool]) -> dict[str, float | None]:
-    """Precision and recall of refusing, where a refusal is right on an unanswerable question.
+    """How refusing went: the share of answerable questions refused (``false_refusal``, the
+    headline: a wrong refusal is as bad as an invented answer), and the precision and recall of
+    refusing, where a refusal is right on an unanswerable question.
 
     >>> refusal_scores([True, False, False], [True, True, False])
-    {'refusal_precision': 0.5, 'refusal_recall': 0.5}
+    {'false_refusal': 1.0, 'refusal_precision': 0.5, 'refusal_recall': 0.5}
     """
     right = sum(r and not a for a, r in zip(answerable, refused, strict=True))
+    wrong = sum(r and a for a, r in zip(answerable, refused, strict=True))
     n_refused, n_unanswerable = sum(refused), sum(not a for a in answerable)
+    n_answerable = len(answerable) - n_unanswerable
     return {
+        "false_refusal": wrong / n_answerable if n_answerable else None,
         "refusal_precision": right / n_refused if n_refused else None,
         "refusal_recall": right / n_unanswerable if n_unanswerable else None,
     }

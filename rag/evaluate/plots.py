@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from rag.evaluate.metrics import percentile
 from rag.evaluate.results import QuestionResult
-from rag.evaluate.summary import metric_names
+from rag.evaluate.summary import LOWER_IS_BETTER, metric_names
 
 _COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 _DPI = 110
@@ -44,10 +44,11 @@ def metric_bars(summary: Mapping[str, Mapping[str, float | int | None]]) -> byte
                 xytext=(0, 2),
                 textcoords="offset points",
             )
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    labels = [f"{m} (lower is better)" if m in LOWER_IS_BETTER else m for m in names]
+    ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.2)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    ax.set_ylabel("score (higher is better)")
+    ax.set_ylabel("score (higher is better unless marked)")
     ax.set_title("Metrics per language", pad=22)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncols=len(scopes), frameon=False)
     ax.grid(axis="y", alpha=0.3)

@@ -13,6 +13,7 @@ from rag.evaluate.results import QuestionResult
 
 RETRIEVAL = ("hit@1", "hit@5", "hit@10", "mrr", "ndcg@10")
 ANSWER = ("f1", "rouge_l", "groundedness", "faithfulness", "citation_hit", "lang_match", "judge")
+LOWER_IS_BETTER = frozenset({"false_refusal"})  # answerable questions refused: the headline
 _QUALITY = ("mrr", "f1", "citation_hit", "refusal_correct", "groundedness")
 Summary = dict[str, float | int | None]
 
@@ -31,7 +32,7 @@ def summarize(results: Sequence[QuestionResult]) -> dict[str, Summary]:
 
 def metric_names(summary: Summary) -> list[str]:
     """The metrics present in a summary, in display order (counts left out)."""
-    order = [*RETRIEVAL, *[m for m in summary if m.startswith("recall@")], *ANSWER]
+    order = ["false_refusal", *RETRIEVAL, *[m for m in summary if m.startswith("recall@")], *ANSWER]
     order += ["refusal_precision", "refusal_recall", "latency_p50", "latency_p95"]
     return [m for m in order if m in summary]
 

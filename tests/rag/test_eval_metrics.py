@@ -82,8 +82,14 @@ def test_percentile_and_refusal():
     assert metrics.percentile([], 50) is None
     # answerable: T F F F; refused: T T F T -> right refusals 2 of 3 refused, 2 of 3 unanswerable
     s = metrics.refusal_scores([True, False, False, False], [True, True, False, True])
-    assert s == {"refusal_precision": pytest.approx(2 / 3), "refusal_recall": pytest.approx(2 / 3)}
-    assert metrics.refusal_scores([True], [False]) == {"refusal_precision": None, "refusal_recall": None}
+    assert s == {
+        "false_refusal": 1.0,
+        "refusal_precision": pytest.approx(2 / 3),
+        "refusal_recall": pytest.approx(2 / 3),
+    }
+    none_refused = {"false_refusal": 0.0, "refusal_precision": None, "refusal_recall": None}
+    assert metrics.refusal_scores([True], [False]) == none_refused
+    assert metrics.refusal_scores([False], [True])["false_refusal"] is None  # no answerable question
 
 
 def test_parse_gold_kinds():

@@ -124,9 +124,11 @@ def test_answer_metrics(tmp_path):
     s = run.summary["all"]
     # refused: q3 (answerable) and q4 (unanswerable) -> precision 1/2; unanswerable q4, q5 -> recall 1/2
     assert s["refusal_precision"] == 0.5 and s["refusal_recall"] == 0.5
+    assert s["false_refusal"] == 1 / 3  # q3 of the answerable q1, q2, q3
     assert s["latency_p50"] is not None and s["latency_p95"] >= s["latency_p50"]
     table = format_table(run.summary)
     assert "refusal_precision" in table and "0.500" in table and "es" in table.splitlines()[0]
+    assert table.splitlines()[4].startswith("false_refusal")  # the headline, first metric
 
 
 def test_interrupted_run_resumes(tmp_path):
