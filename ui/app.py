@@ -3,17 +3,21 @@
 It reads the settings once per run (defaults, the ``--config`` file, ``DOCQA_*`` variables set
 by ``docqa ui``), lets the sidebar adjust them for this session, and draws the chosen view. Models
 and the index are loaded by ``ui.resources`` once per process. Errors become messages in the page,
-never tracebacks; unexpected ones are also logged with their traceback on the server.
+never tracebacks; unexpected ones are also logged with their traceback on the server. When
+``DOCQA_UI_TOKEN`` is set, nothing but a token field is drawn until the session gives it
+(``ui.access``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import streamlit as st
 
 from ingest.errors import DocqaError
 from ingest.settings import load_settings
+from ui.access import TOKEN_ENV, require_token
 from ui.chat import render_chat
 from ui.documents import render_documents
 from ui.settings_panel import render_sidebar
@@ -24,6 +28,7 @@ _log = logging.getLogger("docqa.ui")
 def main() -> None:
     """Draw one run of the app."""
     st.set_page_config(page_title="docqa · ask your manuals", page_icon=":material/menu_book:", layout="wide")
+    require_token(os.environ.get(TOKEN_ENV, ""))  # stops this run until the session gives it
     try:
         base = load_settings()
     except DocqaError as err:

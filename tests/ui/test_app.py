@@ -56,7 +56,7 @@ def index_dir(tmp_path: Path, embedder: HashEmbedder, monkeypatch: pytest.Monkey
 
 
 def _environment(monkeypatch: pytest.MonkeyPatch, index: Path, tmp_path: Path) -> None:
-    for name in ("DOCQA_CONFIG", "DOCQA_INDEX_DIR", "DOCQA_GENERATOR", "DOCQA_EMBEDDER"):
+    for name in ("DOCQA_CONFIG", "DOCQA_INDEX_DIR", "DOCQA_GENERATOR", "DOCQA_EMBEDDER", "DOCQA_UI_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCQA_INDEX", str(index))
     monkeypatch.setenv("DOCQA_MODELS_DIR", str(tmp_path / "models"))
@@ -255,6 +255,23 @@ def test_an_upload_while_the_index_is_busy_leaves_the_file_on_disk_as_indexed(
     assert "nothing was saved" in _texts(at.error)
     assert b"4417" in saved.read_bytes()
     assert sorted(p.name for p in saved.parent.iterdir()) == ["zebra.md"]  # no temporaries left
+
+
+def test_an_access_token_is_asked_before_anything_is_shown(
+    index_dir: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_UI_TOKEN", "s3cret-token")
+    at = _app(embedder, ReplayGenerator("Connect the red wire to input A1 [1]."))
+    assert not at.exception, at.exception
+    assert [t.label for t in at.text_input] == ["Access token"]
+    assert not at.chat_input and not at.sidebar.radio and not at.dataframe
+    at.text_input(key="docqa_token").set_value("guess").run()
+    assert "not the access token" in _texts(at.error) and not at.chat_input
+    at.text_input(key="docqa_token").set_value("s3cret-token").run()
+    assert not at.exception, at.exception
+    assert at.chat_input and not [t for t in at.text_input if t.label == "Access token"]
+    _ask(at, "How do I measure a voltage?")
+    assert "Connect the red wire" in _texts(at.markdown)
 
 
 def test_documents_upload_and_delete(index_dir: Path, embedder: HashEmbedder) -> None:
