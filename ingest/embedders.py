@@ -4,7 +4,8 @@ Every entry point (the CLI, the app, the engine, the benchmarks) gets its embedd
 ``load_embedder(settings)``: ``settings.embedder`` (a bundled name, a local folder or a model name)
 run by ``settings.embed_backend`` with ``settings.threads`` and ``settings.embed_batch_size``. An
 index records the name of the embedder it was built with; ``check_embedder`` is the one place that
-compares it with another and says how to fix a mismatch.
+compares it with another and says how to fix a mismatch (``ingest.store.open_index`` and
+``ingest.store.check_index`` call it, ``rag.engine.open_engine`` too).
 
 >>> load_embedder(Settings(embedder="all-minilm-l6-v2")).dim   # doctest: +SKIP
 384
@@ -82,15 +83,3 @@ def check_embedder(
             f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {name or built}' "
             f"or use --embedder {built}"
         )
-
-
-def check_index_embedder(settings: Settings) -> None:
-    """Raise EmbedderMismatch, before any model is loaded, when the index in ``settings.index_dir``
-    was built with another embedder than ``settings``' (nothing when there is no index yet, or
-    the embedder is a folder whose name is only known once loaded)."""
-    from ingest.layout import has_index
-    from ingest.store import open_index
-
-    name = embedder_name(settings)
-    if name is not None and has_index(settings.index_dir):
-        open_index(settings.index_dir, embedder_name=name).close()

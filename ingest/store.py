@@ -12,6 +12,11 @@ writes the FAISS file beside the old one and renames it into place, then rewrite
 the vectors in hand (a crash between the two, another process writing), the vectors are reloaded
 or rebuilt from the catalog before any search: a mismatch is repaired, never served. A rebuild for
 reading is exact (flat, no training); ``commit()`` turns it into the kind the count calls for.
+
+It is one class over 300 lines on purpose: every read and write method holds the same lock and
+brings the vectors in step with the catalog first, and that invariant reads best in one place.
+This module runs no SQL itself, does not choose FAISS parameters (``ingest.vectors``) and does not
+embed (``ingest.embedders``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ingest.layout import (
     FORMAT,
     LOCK,
     VECTORS,
+    has_index,
     read_manifest,
     remove_temporaries,
     write_manifest,
@@ -51,7 +57,7 @@ from ingest.vectors import (
     plan,
 )
 
-__all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "open_index"]
+__all__ = ["FileInfo", "FileState", "FileUpdate", "Index", "IndexBusy", "check_index", "open_index"]
 
 
 def open_index(
@@ -107,6 +113,14 @@ def open_index(
         conn.close()
         raise
     return Index(index_dir, conn, built, built_dim, ann_threshold)
+
+
+def check_index(index_dir: Path, embedder_name: str | None) -> None:
+    """Raise EmbedderMismatch when the index in ``index_dir`` was built with another embedder;
+    nothing when there is no index yet or ``embedder_name`` is None (a model folder, whose name is
+    known only once loaded). Lets a command refuse before it loads a model."""
+    if embedder_name is not None and has_index(index_dir):
+        open_index(index_dir, embedder_name=embedder_name).close()
 
 
 class Index:

@@ -72,9 +72,10 @@ def ingest(
             raise click.UsageError("give a FOLDER to index, or --remove PATH")
         return
     check_folder(folder, settings, exclude)  # checked again by ingest_folder; here before loading a model
-    from ingest.embedders import check_index_embedder, load_embedder
+    from ingest.embedders import embedder_name, load_embedder
+    from ingest.store import check_index
 
-    check_index_embedder(settings)  # an index built with another embedder: say so before loading one
+    check_index(settings.index_dir, embedder_name(settings))  # a mismatch: say so before loading a model
     model = load_embedder(settings)
     with _Bar() as bar:
         report = ingest_folder(
