@@ -14,6 +14,7 @@ documents and does not judge what the members hold.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ from ingest.errors import LoadError
 
 _BLOCK = 1 << 20  # bytes decompressed at a time
 _ZIP_MAGIC = b"PK\x03\x04"
+_END_MAGIC = b"PK\x05\x06"
+_END_RECORD = struct.Struct("<4s4H2LH")  # ..., entries in total, directory size, offset, comment size
+_MAX_END_RECORD = _END_RECORD.size + 0xFFFF  # the record is followed by a comment of up to 64 KB
+_MAX_ENTRY_BYTES = 1024  # a directory entry: 46 bytes plus its name and extras
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ def check_archive(path: Path, kind: str, limits: ArchiveLimits = DEFAULT_LIMITS)
 
 def _check(file: IO[bytes], kind: str, limits: ArchiveLimits, depth: int, budget: list[int]) -> None:
     """Check one archive; ``budget`` is the expanded bytes left for it and every archive in it."""
+    _check_directory_size(file, kind, limits)
     with zipfile.ZipFile(file) as archive:
         members = archive.infolist()
         if len(members) > limits.max_members:
@@ -86,6 +92,30 @@ def _check(file: IO[bytes], kind: str, limits: ArchiveLimits, depth: int, budget
                     kind, f"nests archives more than {limits.max_nesting} deep ({member.filename})"
                 )
             _check(nested, kind, limits, depth + 1, budget)
+
+
+def _check_directory_size(file: IO[bytes], kind: str, limits: ArchiveLimits) -> None:
+    """Refuse a central directory too large for ``max_members`` before ``zipfile`` reads it.
+
+    ``zipfile`` builds an object per entry of the whole directory, whatever its end record says
+    the count is; 64 MB of directory would be a million entries. This reads the end record only:
+    at most ``max_members`` entries and ``max_members`` KB of directory (a ZIP64 record, needed
+    only past 65,535 members or 4 GB, counts as too many).
+    """
+    file.seek(0, io.SEEK_END)
+    size = file.tell()
+    file.seek(max(0, size - _MAX_END_RECORD))
+    tail = file.read()
+    at = tail.rfind(_END_MAGIC)
+    if at < 0 or len(tail) - at < _END_RECORD.size:
+        return  # not a ZIP: zipfile says so in its own words
+    *_, entries, directory_bytes, _, _ = _END_RECORD.unpack_from(tail, at)
+    most_bytes = limits.max_members * _MAX_ENTRY_BYTES
+    if entries > limits.max_members or directory_bytes > most_bytes:
+        shown = (
+            f"{entries:,} files" if directory_bytes <= most_bytes else f"a {directory_bytes:,}-byte file list"
+        )
+        raise _too_big(kind, f"declares {shown} (limit {limits.max_members:,} files)")
 
 
 def _stream(

@@ -81,13 +81,23 @@ def test_a_real_docx_passes_and_still_loads(tmp_path: Path) -> None:
     [
         ([zeros_member("big.xml", 9)], r"expands to 9 MB \(limit 8 MB\)"),
         ([zeros_member("dense.xml", 2)], r"dense\.xml is compressed [\d,]+ to 1 \(limit 100\)"),
-        ([member(f"m{i}.xml", b"x") for i in range(51)], r"holds 51 files \(limit 50\)"),
+        ([member(f"m{i}.xml", b"x") for i in range(51)], r"declares 51 files \(limit 50 files\)"),
     ],
     ids=["total-size", "ratio", "member-count"],
 )
 def test_limits_from_the_central_directory(tmp_path: Path, members, reason: str) -> None:
     with pytest.raises(LoadError, match=rf"^refused: this \.docx {reason}"):
         check_archive(write_zip(tmp_path / "x.docx", members), ".docx", SMALL)
+
+
+def test_a_file_list_larger_than_its_count_says_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "long.docx", [member(f"{i:04d}" + "n" * 1000, b"x") for i in range(60)])
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # the end record claims one entry
+    path.write_bytes(bytes(data))
+    with pytest.raises(LoadError, match=r"declares a [\d,]+-byte file list \(limit 50 files\)"):
+        check_archive(path, ".docx", SMALL)
 
 
 def test_sizes_are_counted_as_inflated_not_as_declared(tmp_path: Path) -> None:
