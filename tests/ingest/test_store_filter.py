@@ -1,18 +1,29 @@
-"""Searches limited to some files (``Store``'s ``sources`` filter): exact, whatever the FAISS index kind."""
+"""The ``Store`` seam: ``Index`` has every method the protocol names, and searches limited to some
+files (the ``sources`` filter) are exact, whatever the FAISS index kind."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ingest.store import open_index
+from ingest.store import Index, open_index
+from ingest.store_protocol import Store
 from tests.ingest.test_store import COMMON, EMB, make, update
 
 DOCS = tuple(
     update(f"d{i:03d}.txt", *(f"Topic {i} part {j} note {i * j}." for j in range(3))) for i in range(100)
 )
+
+
+def test_index_has_what_the_store_protocol_names() -> None:
+    for name, member in vars(Store).items():
+        if callable(member) and not name.startswith("_"):
+            wanted = list(inspect.signature(member).parameters)
+            assert list(inspect.signature(getattr(Index, name)).parameters)[: len(wanted)] == wanted, name
+    assert {"embedder", "dim"} <= set(Store.__annotations__)
 
 
 def _brute_force(query: np.ndarray, wanted: set[str], k: int) -> list[tuple[str, float]]:

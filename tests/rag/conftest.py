@@ -42,16 +42,18 @@ class MemoryIndex:
     def count(self) -> int:
         return len(self.chunks)
 
-    def search_dense(self, query_vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def search_dense(self, query_vector: np.ndarray, k: int, *, sources=None) -> list[tuple[str, float]]:
         scores = self._vectors @ query_vector
-        order = np.argsort(-scores)[:k]
+        order = [i for i in np.argsort(-scores) if sources is None or self.chunks[i].source in sources][:k]
         return [(self.chunks[i].id, float(scores[i])) for i in order]
 
-    def search_lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search_lexical(self, query: str, k: int, *, sources=None) -> list[tuple[str, float]]:
         terms = set(_words(query))
         n = len(self.chunks)
         scored = []
         for chunk in self.chunks:
+            if sources is not None and chunk.source not in sources:
+                continue
             words = _words(chunk.text)
             score = 0.0
             for term in terms & set(words):
