@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ingest.errors import GeneratorUnavailable
-from ingest.models import resolve_model
 from ingest.records import Message
+from ingest.registry import resolve_model
 from ingest.settings import Settings
 
 

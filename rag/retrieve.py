@@ -161,7 +161,6 @@ def _normalise(scores: Sequence[float], method: str) -> list[float]:
     return [float(x) for x in out]
 
 
-
 def search_query(question: str, history: Sequence[Message] = ()) -> str:
     """The question prefixed by the previous user turn: the search text for a possible follow-up.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ingest import models as provisioning
+from ingest import registry
 from ingest.errors import ConfigError
 from ingest.settings import Settings
 from ui.feedback import export_questions, feedback_path, list_feedback
@@ -30,7 +30,7 @@ def generator_choices(base: Settings) -> dict[str, str]:
     """
     choices = {}
     for name, label in ((DEFAULT_GENERATOR, "bundled, fast"), (QUALITY_GENERATOR, "bundled, better, slower")):
-        if provisioning.is_fetched(name, base.models_dir) or base.generator == name:
+        if registry.is_fetched(name, base.models_dir) or base.generator == name:
             choices[name] = f"{name} ({label})"
     if base.generator not in choices and base.generator != OPENAI:
         choices[base.generator] = f"{base.generator} (configured)"
