@@ -70,14 +70,15 @@ class Settings:
     # several languages): nDCG@10 +0.001 en / +0.018 es on the dev set at 0.1.
     same_language_bonus: float = 0.1
     # Below this dense cosine of the best passage the engine answers "not in the documents"
-    # without the model. Negative: the value calibrated for the embedder (rag.retrieve.MIN_RELEVANCE:
-    # EmbeddingGemma 0.35, MiniLM 0.30; 0, never, for embedders not calibrated).
+    # without the model. Negative: the fitted decision's gate for this embedder and generator
+    # (rag/refusal_models.json), else rag.refusal.MIN_RELEVANCE (EmbeddingGemma 0.35, MiniLM 0.30;
+    # 0, never, for embedders not calibrated).
     min_relevance: float = -1.0
-    # The engine also refuses when the generator's probability of starting its answer with the
-    # refusal sentence is at least this (the model doubts; a small one answers anyway). Negative:
-    # calibrated per bundled generator and language (rag.refusal: Qwen 0.5B en 0.032, es 0.256);
-    # 1 leaves it to the model's own greedy answer. Generators that cannot score (an OpenAI
-    # server) skip it.
+    # Negative (default): the engine refuses when the fitted decision (rag.refusal.RefusalModel:
+    # relevance, question-word overlap and the generator's probability of starting its answer with
+    # the refusal sentence, together) says the documents do not answer. 0 to 1: instead, one
+    # threshold on that probability; 1 leaves refusing to the model's own answer. Generators that
+    # cannot score (an OpenAI server) skip it.
     refusal_probability: float = -1.0
     # Token budget for the numbered passages in the prompt (shared between them; each is cut to
     # its lines about the question), and the longest answer.

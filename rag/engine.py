@@ -29,12 +29,21 @@ from ingest.store_protocol import Store
 from rag.answer import build_answer
 from rag.generate import Generator, load_generator
 from rag.prompt import build_prompt, fit_passages
-from rag.refusal import NOT_CALIBRATED, min_relevance_for, refusal, refusal_threshold, relevance
+from rag.refusal import (
+    RefusalModel,
+    RefusalSignals,
+    load_refusal_model,
+    min_relevance_for,
+    overlap,
+    refusal,
+    relevance,
+)
 from rag.retrieve import retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used
 CHAT_MARKUP_TOKENS = 5  # per message: "<|im_start|>role\n ... <|im_end|>\n" in Qwen's template
+FITTED = "fitted"  # Engine(refusal_model=FITTED): the decision fitted for its embedder and generator
 
 
 class Engine:
@@ -49,12 +58,28 @@ class Engine:
     """
 
     def __init__(
-        self, settings: Settings, index: Store, embedder: Embedder, generator: Generator | None = None
+        self,
+        settings: Settings,
+        index: Store,
+        embedder: Embedder,
+        generator: Generator | None = None,
+        *,
+        refusal_model: RefusalModel | str | None = FITTED,
     ) -> None:
         self.settings = settings
         self.index = index
         self.embedder = embedder
         self._generator = generator
+        self._refusal_model = refusal_model
+
+    @property
+    def refusal_model(self) -> RefusalModel | None:
+        """The "not in the documents" decision: the one given, or the fitted one for this
+        embedder and generator (``rag.refusal.load_refusal_model``), or None."""
+        if self._refusal_model == FITTED:  # the generator's name without loading it
+            name = self._generator.name if self._generator is not None else Path(self.settings.generator).name
+            self._refusal_model = load_refusal_model(self.embedder.name, name)
+        return self._refusal_model if isinstance(self._refusal_model, RefusalModel) else None
 
     @property
     def generator(self) -> Generator:
@@ -136,7 +161,7 @@ class Engine:
         lang = language or self._language(question, history)
         passages = self.retrieve(question, k=k, history=history)
         t_retrieve = time.perf_counter() - start
-        if relevance(passages) < min_relevance_for(self.settings, self.embedder.name):
+        if relevance(passages) < self._min_relevance():
             yield from self._refuse(question, passages, lang, start, Timings(retrieve=t_retrieve))
             return
         generator = self.generator
@@ -144,15 +169,12 @@ class Engine:
         shown, messages = self.prompt(question, passages, history=history, language=lang)
         prompt_tokens = sum(generator.count_tokens(m.content) + CHAT_MARKUP_TOKENS for m in messages)
         t_prompt = time.perf_counter() - t_prompt_start
-        score = None
-        probe = getattr(generator, "continuation_probability", None)
-        threshold = refusal_threshold(self.settings, generator.name, lang)
-        if probe is not None and threshold < NOT_CALIBRATED:
-            score = probe(messages, refusal(lang))
-            if score >= threshold:
-                timings = Timings(retrieve=t_retrieve, prompt=t_prompt, prompt_tokens=prompt_tokens)
-                yield from self._refuse(question, passages, lang, start, timings, score)
-                return
+        signals = self.signals(question, passages, shown, messages, lang)
+        score = signals.probability
+        if self.refuses(signals):
+            timings = Timings(retrieve=t_retrieve, prompt=t_prompt, prompt_tokens=prompt_tokens)
+            yield from self._refuse(question, passages, lang, start, timings, score)
+            return
         pieces: list[str] = []
         first_token = None
         for piece in generator.stream(messages, self.settings.max_new_tokens):
@@ -171,6 +193,42 @@ class Engine:
         )
         answer = build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
         yield dataclasses.replace(answer, refusal_score=score)
+
+    def signals(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        shown: Sequence[Passage],
+        messages: Sequence[Message],
+        lang: str,
+    ) -> RefusalSignals:
+        """What the refusal decision looks at, measured before any answer is decoded.
+
+        The generator's probability of the refusal sentence is asked for only when a decision
+        uses it (it costs the refusal sentence's few tokens on top of the prompt's prefill).
+        """
+        probe = getattr(self.generator, "continuation_probability", None)
+        threshold = self.settings.refusal_probability
+        wanted = 0 <= threshold < 1 or (threshold < 0 and self.refusal_model is not None)
+        probability = probe(messages, refusal(lang)) if probe is not None and wanted else None
+        return RefusalSignals(relevance(passages), overlap(question, shown), probability, lang)
+
+    def refuses(self, signals: RefusalSignals) -> bool:
+        """Whether to answer "not in the documents" without decoding (``rag.refusal``).
+
+        ``settings.refusal_probability`` (0 to 1), when set, replaces the fitted decision: the
+        refusal sentence's probability at or above it refuses.
+        """
+        if signals.relevance < self._min_relevance():
+            return True
+        threshold = self.settings.refusal_probability
+        if threshold >= 0:  # 1: the model's gate is off
+            return signals.probability is not None and threshold < 1 and signals.probability >= threshold
+        model = self.refusal_model
+        return model is not None and model.unanswerable(signals) >= model.threshold
+
+    def _min_relevance(self) -> float:
+        return min_relevance_for(self.settings, self.embedder.name, self.refusal_model)
 
     def prompt(
         self,

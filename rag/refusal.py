@@ -6,35 +6,39 @@
 - Retrieval's gate (``relevance``, ``min_relevance_for``): the best passage's dense cosine under a
   per-embedder threshold means nothing relevant was found (another product's question), refused
   without the model.
-- The model's gate (``refusal_threshold``), explained below.
+- The decision before decoding (``RefusalModel``): retrieval's gate, then a logistic model over
+  the signals of one question together (``RefusalSignals``: the best dense cosine, the share of
+  the question's content words the shown passages hold, and the generator's probability of
+  starting its answer with the refusal sentence, measured on the prompt's prefill), fitted
+  per embedder and generator by ``bench/eval_lopo.py`` and stored in ``refusal_models.json``.
 
-Two tests guard an answer. The first, before the model, is retrieval's: the best passage's dense
-cosine under ``MIN_RELEVANCE`` (another product's question). The second is here:
-questions about the right product that the manual does not answer (its price, a Bluetooth link)
-retrieve relevant-looking passages, and a small model then writes a plausible answer rather than
-the refusal sentence it was told to use. Its doubt still shows in its probability of starting
-with that sentence, which the generator gives for the cost of a few tokens
-(``TransformersGenerator.continuation_probability``): at or above a threshold calibrated per
-model and language, the engine refuses without decoding.
+Why a fitted decision over several signals: single thresholds on the model's refusal probability
+chosen on one manual (0.0324 English, 0.256 Spanish) refused 57 of 70 answerable questions on FAQ
+pages of products nobody had tuned on, because that probability spreads widely for answerable
+questions of another style. The model is fitted on the dev set with leave-one-product-out, and
+the figures it reports (bench/README.md) are those of the product left out. A wrong refusal of
+an answerable question counts as much as an invented answer: the threshold maximises their mean
+rate (balanced accuracy) on the products it is fitted on.
 
-Calibrated with bench/calibrate_refusal.py (results and plot in bench/results/): 20 in-domain
-unanswerable and 20 answerable questions written for it plus half of corpus/questions.jsonl's
-answerable ones; the threshold maximises (refused + kept) / 2 per language. Qwen2.5-Coder-0.5B:
-English 0.0324 keeps 15/17 answerable and refuses 8/10 unanswerable (retrieval's gate alone:
-17/17, 0/10); on the held-out half 7/7 and 4/4. Spanish 0.256: 14/16 and 7/10; held out 5/6
-and 3/4 (gate alone 6/6, 1/4). Rechecked on the index without tables of contents: the rule's own
-choice (0.0328 / 0.2511) gives the same counts. A refusal still lists the closest passages, so a wrong refusal
-costs the reader less than an invented answer; ``refusal_probability = 1`` turns this off.
+An embedder and generator pair without a fitted model gets retrieval's gate (``MIN_RELEVANCE``)
+and the model's own refusal in its text; ``refusal_probability`` (settings) replaces the fitted
+decision by one threshold on the refusal probability (1 turns the model gate off).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ingest.records import Passage
 from ingest.settings import Settings
-from rag.text import fold
+from rag.text import content_words, fold
 
 REFUSALS = {
     "en": "I could not find this in the documents.",
@@ -57,27 +61,113 @@ _REFUSAL_VARIANTS = re.compile(
 # MiniLM 0.30: 97.4% / 71.5%). Cosine scales differ between models, so an unknown one gets 0.
 MIN_RELEVANCE = {"embeddinggemma-300m": 0.35, "all-minilm-l6-v2": 0.30}
 
-# Refusal-sentence probability at or above which the engine refuses, per generator and language.
-# Languages differ: Spanish answers often start with "No", the first token of its refusal.
-REFUSAL_PROBABILITY: dict[str, dict[str, float]] = {
-    "qwen2.5-coder-0.5b-instruct": {"en": 0.0324, "es": 0.256},
-}
-NOT_CALIBRATED = 1.0  # only the model's own refusal counts
+MODELS_FILE = Path(__file__).with_name("refusal_models.json")
+FEATURES = ("relevance", "overlap", "refusal_logit", "spanish", "spanish_refusal_logit")
+_P_CLIP = 1e-6  # probabilities are clipped before their logit: 0 and 1 would be infinite
 
 
-def refusal_threshold(settings: Settings, generator_name: str, language: str) -> float:
-    """The refusal-probability threshold for ``generator_name`` answering in ``language``.
+@dataclass(frozen=True)
+class RefusalSignals:
+    """What the engine knows about one question before the model writes an answer.
 
-    ``settings.refusal_probability`` when it is set (0 to 1); otherwise the calibrated value, the
-    highest of the model's calibrated languages for another language (the fewest refusals), and
-    ``NOT_CALIBRATED`` for a model without calibration.
+    Attributes:
+        relevance: the best passage's dense cosine (``relevance``).
+        overlap: the share of the question's content words found in the passages shown to the
+            model (``overlap``), 0..1.
+        probability: the generator's probability of starting its answer with the refusal
+            sentence; None when the generator cannot tell.
+        lang: the answer's language.
     """
-    if settings.refusal_probability >= 0:
-        return settings.refusal_probability
-    table = REFUSAL_PROBABILITY.get(generator_name)
-    if not table:
-        return NOT_CALIBRATED
-    return table.get(language, max(table.values()))
+
+    relevance: float
+    overlap: float
+    probability: float | None
+    lang: str
+
+    def vector(self) -> list[float]:
+        """The features in ``FEATURES`` order (a missing probability counts as even odds).
+
+        >>> RefusalSignals(0.5, 0.25, 0.5, "es").vector()
+        [0.5, 0.25, 0.0, 1.0, 0.0]
+        """
+        p = 0.5 if self.probability is None else min(max(self.probability, _P_CLIP), 1 - _P_CLIP)
+        logit = math.log(p / (1 - p))
+        spanish = 1.0 if self.lang == "es" else 0.0
+        return [self.relevance, self.overlap, logit, spanish, spanish * logit]
+
+
+@dataclass(frozen=True)
+class RefusalModel:
+    """A fitted "not in the documents" decision for one embedder and generator.
+
+    Retrieval's gate first (``min_relevance``, no model needed), then a logistic model over the
+    standardised ``RefusalSignals`` gives the probability that the documents do not answer; at or
+    above ``threshold`` the engine refuses.
+    """
+
+    embedder: str
+    generator: str
+    min_relevance: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    fitted_on: str = ""
+
+    def unanswerable(self, signals: RefusalSignals) -> float:
+        """The model's probability that the documents do not answer the question.
+
+        >>> m = RefusalModel("e", "g", 0.3, (0,) * 5, (1,) * 5, (-10, 0, 0, 0, 0), 0.0, 0.5)
+        >>> round(m.unanswerable(RefusalSignals(0.0, 0.0, None, "en")), 2)
+        0.5
+        """
+        z = self.bias + sum(
+            w * (x - m) / s
+            for w, x, m, s in zip(self.weights, signals.vector(), self.mean, self.scale, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def refuses(self, signals: RefusalSignals) -> bool:
+        """Whether to answer "not in the documents" for these signals."""
+        return signals.relevance < self.min_relevance or self.unanswerable(signals) >= self.threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "features": list(FEATURES)}
+
+
+def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) -> RefusalModel | None:
+    """The fitted decision for ``embedder`` and ``generator`` (names as in the manifest), or None.
+
+    An int8 or ONNX embedder ("embeddinggemma-300m+onnx-int8") uses its fp32 model's decision:
+    their rankings agree within 0.1 % nDCG@10 (bench/bench_embed_backends.py).
+    """
+    if not path.is_file():
+        return None
+    fitted = json.loads(path.read_text(encoding="utf-8"))
+    base = embedder.split("+", 1)[0]
+    for entry in fitted.get("models", []):
+        if entry["embedder"] in (embedder, base) and entry["generator"] == generator:
+            if tuple(entry.get("features", FEATURES)) != FEATURES:
+                return None  # fitted on other features: not usable by this version
+            fields = {f.name for f in dataclasses.fields(RefusalModel)}
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
+            return RefusalModel(**values)
+    return None
+
+
+def overlap(question: str, passages: Sequence[Passage]) -> float:
+    """The share of ``question``'s content words that occur in ``passages`` (1 when it has none).
+
+    >>> p = Passage("c", "f.txt", "The WG output gives sine waves.", None, "", "en", 1.0, 1)
+    >>> overlap("What does the WG output give at 5 kHz?", [p])  # wg, output of wg, output, give, 5, khz
+    0.4
+    """
+    words = content_words(question)
+    if not words:
+        return 1.0
+    seen = set().union(*(content_words(p.text) for p in passages)) if passages else set()
+    return len(words & seen) / len(words)
 
 
 def refusal(language: str) -> str:
@@ -108,10 +198,13 @@ def relevance(passages: Sequence[Passage]) -> float:
     return max((p.dense_score for p in passages if p.dense_score is not None), default=0.0)
 
 
-def min_relevance_for(settings: Settings, embedder_name: str) -> float:
-    """Retrieval's gate: ``settings.min_relevance``, or the embedder's calibrated one if negative."""
+def min_relevance_for(settings: Settings, embedder_name: str, model: RefusalModel | None = None) -> float:
+    """Retrieval's gate: ``settings.min_relevance``; if negative, the fitted decision's, else the
+    embedder's value in ``MIN_RELEVANCE`` (0 for an embedder without one)."""
     if settings.min_relevance >= 0:
         return settings.min_relevance
+    if model is not None:
+        return model.min_relevance
     # "embeddinggemma-300m+onnx-int8" gets the fp32 model's value: its ranking matches fp32 within
     # 0.1 % nDCG@10 (bench/bench_embed_backends.py), but the threshold was not re-measured on it.
     return MIN_RELEVANCE.get(embedder_name, MIN_RELEVANCE.get(embedder_name.split("+", 1)[0], 0.0))

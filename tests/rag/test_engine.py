@@ -15,7 +15,7 @@ from ingest.errors import ConfigError, EmbedderMismatch, EmptyQuestion, IndexNot
 from ingest.records import Answer, Message
 from ingest.settings import Settings
 from rag.engine import Engine, open_engine
-from rag.refusal import NOT_CALIBRATED, REFUSAL_PROBABILITY, refusal_threshold
+from rag.refusal import RefusalModel
 from tests.fakes import DoubtingGenerator, HashEmbedder, ReplayGenerator
 
 
@@ -188,13 +188,27 @@ def test_refusal_probability_one_never_asks_the_model(tmp_path, index, embedder)
     assert not answer.refused and not generator.asked and answer.refusal_score is None
 
 
-def test_refusal_threshold_is_calibrated_per_model_and_language(tmp_path):
-    settings = _settings(tmp_path)  # refusal_probability -1: calibrated
-    qwen = "qwen2.5-coder-0.5b-instruct"
-    assert refusal_threshold(settings, qwen, "en") == REFUSAL_PROBABILITY[qwen]["en"]
-    assert refusal_threshold(settings, qwen, "es") == REFUSAL_PROBABILITY[qwen]["es"]
-    assert refusal_threshold(settings, qwen, "fr") == max(REFUSAL_PROBABILITY[qwen].values())
-    assert refusal_threshold(settings, "my-own-model", "en") == NOT_CALIBRATED
-    assert refusal_threshold(settings.replace(refusal_probability=0.2), qwen, "en") == 0.2
+def test_a_fitted_decision_refuses_on_the_signals_together(tmp_path, index, embedder):
+    # Weights on standardised features: the refusal probability's logit (3rd feature) decides.
+    model = RefusalModel("hash-embedder", "doubting", 0.0, (0,) * 5, (1,) * 5, (0, 0, 2.0, 0, 0), 0.0, 0.5)
+    settings = _settings(tmp_path)  # refusal_probability -1: the fitted decision
+    doubting = DoubtingGenerator(0.7, "Invented [1].")
+    answer = Engine(settings, index, embedder, doubting, refusal_model=model).ask(
+        "How do I measure a voltage?"
+    )
+    assert answer.refused and answer.refusal_score == 0.7 and not doubting.prompts
+    confident = DoubtingGenerator(0.2, "Connect the signal to A1 [1].")
+    answer = Engine(settings, index, embedder, confident, refusal_model=model).ask(
+        "How do I measure a voltage?"
+    )
+    assert not answer.refused and answer.refusal_score == 0.2
+    # No fitted decision for this pair: the model is not asked, only its own text can refuse.
+    unasked = DoubtingGenerator(0.9, "Connect the signal to A1 [1].")
+    answer = Engine(settings, index, embedder, unasked).ask("How do I measure a voltage?")
+    assert not answer.refused and not unasked.asked and answer.refusal_score is None
+
+
+def test_refusal_probability_setting_is_validated(tmp_path):
+    settings = _settings(tmp_path)
     with pytest.raises(ConfigError, match="refusal_probability"):
         settings.replace(refusal_probability=1.5)

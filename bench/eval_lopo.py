@@ -1,0 +1,299 @@
+"""Leave-one-product-out evaluation on the dev set: the figures that estimate unseen manuals.
+
+Three steps, each resumable, under ``--work`` (default /work/lopo; the layout is bench/lopo_data.py):
+
+    python bench/eval_lopo.py build      # documents, the full index and its per-product copies
+    python bench/eval_lopo.py signals    # every question's refusal signals (retrieval + the
+                                         # generator's probe; no answer decoded): signals.jsonl
+    python bench/eval_lopo.py fit        # the refusal decision, fitted on 4 products and scored on
+                                         # the 5th, five times; then on all 5 -> rag/refusal_models.json
+    python bench/eval_lopo.py e2e        # docqa eval with generation, each product's questions
+                                         # answered with the decision fitted without that product
+
+``fit`` prints the held-out table (per product and language: answerable questions answered,
+unanswerable refused, by kind) and writes ``bench/results/eval_lopo-fit.json``; ``e2e`` runs
+``rag.evaluate.evaluate`` (what ``docqa eval`` runs) per product and index, merges the results and
+writes ``bench/results/eval_lopo-e2e.json`` with every product's summary, the mean and the worst.
+Nothing in the decision is chosen on the product it is scored on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lopo_data
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=["build", "signals", "fit", "e2e"])
+    parser.add_argument("--work", default="/work/lopo", help="documents, indexes, signals and runs")
+    parser.add_argument("--limit", type=int, default=None, help="first N questions per kind (a quick look)")
+    parser.add_argument("--products", default=",".join(lopo_data.PRODUCTS))
+    parser.add_argument("--no-write-model", action="store_true", help="fit: leave rag/refusal_models.json")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    products = [p for p in args.products.split(",") if p]
+    {"build": _build, "signals": _signals, "fit": _fit, "e2e": _e2e}[args.step](work, args, products)
+
+
+def _settings(work: Path, index: str = "index-all"):
+    from ingest.settings import load_settings
+
+    return load_settings(index_dir=work / index)
+
+
+def _build(work: Path, args, products) -> None:
+    from ingest.embedders import load_embedder
+
+    settings = _settings(work)
+    timings = lopo_data.build_indexes(work, load_embedder(settings), settings)
+    print(json.dumps(timings))
+
+
+def _selected(args, products) -> list[lopo_data.DevQuestion]:
+    questions = [q for q in lopo_data.questions() if q.product in products]
+    if args.limit:
+        seen: dict[str, int] = defaultdict(int)
+        kept = []
+        for q in questions:
+            seen[q.kind, q.product] += 1
+            if seen[q.kind, q.product] <= args.limit:
+                kept.append(q)
+        questions = kept
+    return questions
+
+
+def _engines(work: Path, names, **engine_options):
+    """One engine per index, sharing one embedder and one generator (loaded once)."""
+    from ingest.embedders import load_embedder
+    from rag.engine import Engine, open_engine
+    from rag.generate import load_generator
+
+    settings = _settings(work)
+    embedder = load_embedder(settings)
+    generator = load_generator(settings)
+    engines = {}
+    for name in names:
+        opened = open_engine(settings.replace(index_dir=work / name), embedder=embedder, generator=generator)
+        engines[name] = Engine(opened.settings, opened.index, embedder, generator, **engine_options)
+    return engines
+
+
+def _signals(work: Path, args, products) -> None:
+    """Retrieval and the probe for every question; appended to signals.jsonl as they finish."""
+    from ingest.lang import detect_language
+    from rag.engine import check_question
+
+    path = work / "signals.jsonl"
+    done = {json.loads(line)["key"] for line in path.open()} if path.is_file() else set()
+    questions = [q for q in _selected(args, products) if _key(q) not in done]
+    engines = _engines(work, sorted({q.index for q in questions}), refusal_model=None)
+    start = time.perf_counter()
+    with path.open("a", encoding="utf-8") as out:
+        for i, q in enumerate(questions, 1):
+            engine = engines[q.index]
+            question = check_question(q.question)
+            lang = detect_language(question)
+            lang = lang if lang != "und" else "en"
+            t0 = time.perf_counter()
+            passages = engine.retrieve(question)
+            shown, messages = engine.prompt(question, passages, language=lang)
+            probe = engine.generator.continuation_probability
+            from rag.refusal import RefusalSignals, overlap, refusal, relevance
+
+            signals = RefusalSignals(
+                relevance(passages), overlap(question, shown), probe(messages, refusal(lang)), lang
+            )
+            gold_rank = next((p.rank for p in passages if q.gold and p.source.endswith(q.gold)), None)
+            row = {
+                "key": _key(q),
+                "id": q.id,
+                "kind": q.kind,
+                "product": q.product,
+                "lang": q.lang,
+                "answer_lang": lang,
+                "answerable": q.answerable,
+                "index": q.index,
+                "relevance": signals.relevance,
+                "overlap": signals.overlap,
+                "probability": signals.probability,
+                "gold_rank": gold_rank,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            if i % 20 == 0 or i == len(questions):
+                rate = i / (time.perf_counter() - start)
+                print(f"signals {i}/{len(questions)} ({rate:.2f}/s)", file=sys.stderr, flush=True)
+
+
+def _key(q: lopo_data.DevQuestion) -> str:
+    return f"{q.kind}:{q.id}:{q.index}"
+
+
+def _rows(work: Path) -> list[dict]:
+    return [json.loads(line) for line in (work / "signals.jsonl").open()]
+
+
+def _fit(work: Path, args, products) -> None:
+    from rag.refusal import RefusalSignals
+    from rag.refusal_fit import fit_refusal_model
+
+    rows = [r for r in _rows(work) if r["product"] in products]
+    settings = _settings(work)
+    embedder = _embedder_name(work)
+    generator = Path(settings.generator).name
+
+    def signals(r: dict) -> RefusalSignals:
+        return RefusalSignals(r["relevance"], r["overlap"], r["probability"], r["answer_lang"])
+
+    folds = {}
+    decisions: dict[str, bool] = {}
+    for held in products:
+        train = [r for r in rows if r["product"] != held]
+        model = fit_refusal_model(
+            [signals(r) for r in train],
+            [not r["answerable"] for r in train],
+            embedder=embedder,
+            generator=generator,
+            fitted_on=f"dev set without {held}",
+        )
+        folds[held] = model.as_dict()
+        for r in rows:
+            if r["product"] == held:
+                decisions[r["key"]] = model.refuses(signals(r))
+    table = _refusal_table(rows, decisions)
+    shipped = fit_refusal_model(
+        [signals(r) for r in rows],
+        [not r["answerable"] for r in rows],
+        embedder=embedder,
+        generator=generator,
+        fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py)",
+    )
+    report = {
+        "command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
+        "questions": len(rows),
+        "held_out": table,
+        "folds": folds,
+        "shipped": shipped.as_dict(),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "eval_lopo-fit.json").write_text(json.dumps(report, indent=1) + "\n")
+    _print_refusal_table(table)
+    if not args.no_write_model:
+        (ROOT / "rag" / "refusal_models.json").write_text(
+            json.dumps({"models": [shipped.as_dict()]}, indent=1, ensure_ascii=False) + "\n"
+        )
+        print("wrote rag/refusal_models.json")
+
+
+def _embedder_name(work: Path) -> str:
+    manifest = json.loads((work / "index-all" / "manifest.json").read_text())
+    return manifest["embedder"]
+
+
+def _refusal_table(rows: list[dict], refused: dict[str, bool]) -> dict:
+    """Per product and language: answerable answered, unanswerable refused (by kind)."""
+    table: dict[str, dict] = {}
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[r["product"], r["lang"]].append(r)
+        groups[r["product"], "all"].append(r)
+        groups["all", r["lang"]].append(r)
+        groups["all", "all"].append(r)
+    for (product, lang), members in sorted(groups.items()):
+        cell = {}
+        answerable = [r for r in members if r["answerable"]]
+        unanswerable = [r for r in members if not r["answerable"]]
+        cell["answerable"] = len(answerable)
+        cell["answered"] = _share([not refused[r["key"]] for r in answerable])
+        cell["unanswerable"] = len(unanswerable)
+        cell["refused"] = _share([refused[r["key"]] for r in unanswerable])
+        for kind in ("other-product", "in-domain", "cross-language"):
+            of_kind = [r for r in members if r["kind"] == kind]
+            if of_kind:
+                right = [refused[r["key"]] != r["answerable"] for r in of_kind]
+                cell[f"{kind}_right"] = _share(right)
+        table[f"{product}/{lang}"] = cell
+    for lang in ("all", "en", "es"):
+        cells = [table[f"{p}/{lang}"] for p in lopo_data.PRODUCTS if f"{p}/{lang}" in table]
+        for name in ("answered", "refused"):
+            values = [c[name] for c in cells if c.get(name) is not None]
+            if values:
+                table.setdefault(f"mean-of-products/{lang}", {})[name] = sum(values) / len(values)
+                table.setdefault(f"worst-product/{lang}", {})[name] = min(values)
+    return table
+
+
+def _share(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def _print_refusal_table(table: dict) -> None:
+    print(f"{'product/lang':<26}{'answerable':>11}{'answered':>10}{'unanswerable':>14}{'refused':>9}")
+    for name, cell in table.items():
+        print(
+            f"{name:<26}{cell.get('answerable', ''):>11}{_fmt(cell.get('answered')):>10}"
+            f"{cell.get('unanswerable', ''):>14}{_fmt(cell.get('refused')):>9}"
+        )
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _e2e(work: Path, args, products) -> None:
+    """docqa eval with generation, per held-out product, with that fold's decision."""
+    from rag.evaluate import evaluate
+    from rag.evaluate.questions import load_questions
+    from rag.evaluate.summary import summarize
+    from rag.refusal import load_refusal_model
+
+    fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
+    questions = _selected(args, products)
+    by_product: dict[str, list] = defaultdict(list)
+    summaries = {}
+    for held in products:
+        fold_file = work / f"refusal-{held}.json"
+        fold_file.write_text(json.dumps({"models": [fit["folds"][held]]}))
+        model = load_refusal_model(fit["folds"][held]["embedder"], fit["folds"][held]["generator"], fold_file)
+        mine = [q for q in questions if q.product == held]
+        engines = _engines(work, sorted({q.index for q in mine}), refusal_model=model)
+        for index_name, engine in engines.items():
+            subset = [q for q in mine if q.index == index_name]
+            qfile = work / "questions" / f"{held}-{index_name}.jsonl"
+            qfile.parent.mkdir(exist_ok=True)
+            qfile.write_text("".join(json.dumps(q.as_eval_row(), ensure_ascii=False) + "\n" for q in subset))
+            run = evaluate(
+                load_questions(qfile),
+                engine,
+                out_dir=work / "runs" / f"{held}-{index_name}",
+                k=10,
+                describe={"product": held, "index": index_name, "refusal_model": fit["folds"][held]},
+            )
+            by_product[held].extend(run.results)
+            engine.close()
+        summaries[held] = summarize(by_product[held])
+        print(json.dumps({held: summaries[held].get("all")}, indent=1, default=str), flush=True)
+    everything = [r for rs in by_product.values() for r in rs]
+    report = {
+        "command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
+        "per_product": summaries,
+        "all": summarize(everything),
+    }
+    (RESULTS / "eval_lopo-e2e.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
