@@ -2,10 +2,11 @@
 
 ``load_file`` picks a loader by the file's suffix (PDF, HTML, EPUB, Markdown, text, Word),
 removes control characters from every section's text and heading (``ingest.control``: whatever
-the format, no escape sequence reaches the index, the prompt or a terminal), then sets each
-section's language. Anything that keeps a file from being indexed (empty, corrupt, encrypted,
-scanned, binary, unsupported) raises ``LoadError`` with a reason a person can act on; no library
-exception escapes. Files are read one at a time and never written.
+the format, no escape sequence reaches the index, the prompt or a terminal) and permalink signs
+from the ends of each heading's titles ("FAQ ¶ > Is it full-duplex? ¶" becomes "FAQ > Is it
+full-duplex?"), then sets each section's language. Anything that keeps a file from being indexed
+(empty, corrupt, encrypted, scanned, binary, unsupported) raises ``LoadError`` with a reason a
+person can act on; no library exception escapes. Files are read one at a time and never written.
 """
 
 from __future__ import annotations
@@ -44,10 +45,16 @@ _LOADERS: dict[str, Loader] = {
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
 # file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
-# 3: control characters removed from every format's text and headings.
+# 3: control characters removed from every format's text and headings; permalink signs from headings.
 LOADER_VERSION = 3
 """Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
 
+_PATH_SEPARATOR = " > "  # between a heading path's titles, in every loader
+# Permalink signs that themselves link to a heading (Sphinx, MkDocs, GitHub, W3C specs). These are
+# never part of a word (U+FE0E/F pick an emoji's style: "⚓️")...
+_ANCHOR_SIGNS = "¶⁋❡🔗⚓\ufe0e\ufe0f"
+# ...these are, so they go only as a word of their own.
+_ANCHOR_WORDS = frozenset("#§")
 _MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge
 
 
@@ -88,7 +95,7 @@ def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], lis
         raise LoadError(f"cannot read the file ({err.strerror or err}); check its permissions") from err
     except Exception as err:  # a library choking on malformed input must not stop the ingestion
         raise LoadError(f"could not parse this {suffix[1:]} file ({type(err).__name__}: {err})") from err
-    return _with_languages(_without_control(sections)), warnings
+    return _with_languages(_without_anchor_signs(_without_control(sections))), warnings
 
 
 def _without_control(sections: list[Section]) -> list[Section]:
@@ -102,6 +109,40 @@ def _without_control(sections: list[Section]) -> list[Section]:
     if not kept:
         raise LoadError("no text, only control characters")
     return kept
+
+
+def _without_anchor_signs(sections: list[Section]) -> list[Section]:
+    """Each heading path's titles without the permalink signs at their ends."""
+    return [replace(s, heading=_heading_without_anchors(s.heading)) if s.heading else s for s in sections]
+
+
+def _heading_without_anchors(heading: str) -> str:
+    """A heading path with permalink signs (Sphinx's "¶", "§", "#", "🔗", "⚓") off each title's ends.
+
+    Signs never found in words go wherever they touch an end; "#" and "§" only as a word of their
+    own ("C#" and "§5" stay). A title left empty leaves the path.
+
+    >>> _heading_without_anchors("FAQ ¶ > Is HackRF full-duplex?¶")
+    'FAQ > Is HackRF full-duplex?'
+    >>> _heading_without_anchors("# 🔗 Install > § 2 Using C# > ⚓️")
+    'Install > 2 Using C#'
+    """
+    titles = (_title_without_anchors(title) for title in heading.split(_PATH_SEPARATOR))
+    return _PATH_SEPARATOR.join(title for title in titles if title)
+
+
+def _title_without_anchors(title: str) -> str:
+    text, previous = title, None
+    while text != previous:  # signs can follow one another: "Setup ¶ #"
+        previous = text
+        text = text.strip().strip(_ANCHOR_SIGNS).strip()
+        words = text.split(maxsplit=1)
+        if words and set(words[0]) <= _ANCHOR_WORDS:
+            text = words[1] if len(words) > 1 else ""
+        words = text.rsplit(maxsplit=1)
+        if words and set(words[-1]) <= _ANCHOR_WORDS:
+            text = words[0] if len(words) > 1 else ""
+    return text
 
 
 def _with_languages(sections: list[Section]) -> list[Section]:

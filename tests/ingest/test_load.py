@@ -227,3 +227,30 @@ def test_control_characters_are_stripped_at_load_time_for_every_format(tmp_path:
 def test_a_file_of_only_control_characters_is_skipped(tmp_path: Path):
     with pytest.raises(LoadError, match="only control characters"):
         load_file(_write(tmp_path, "x.html", "<html><body><p>\x1b\x07\x1b\x08</p></body></html>"), "x.html")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        (
+            "faq.html",
+            "<h1>FAQ <a href='#faq' title='Permalink to this heading'>¶</a></h1><p>Questions.</p>"
+            "<h2>Is HackRF full-duplex?¶</h2><p>No, half-duplex.</p>"
+            "<h3><a href='#s3'>🔗</a> Using C# §</h3><p>Bindings exist.</p>",
+        ),
+        (
+            "faq.md",
+            "# FAQ ¶\n\nQuestions.\n\n## Is HackRF full-duplex? ¶\n\nNo, half-duplex.\n\n"
+            "### # ⚓️ Using C#\n\nBindings exist.\n",
+        ),
+    ],
+    ids=["html", "markdown"],
+)
+def test_permalink_signs_leave_headings_but_not_words(tmp_path: Path, name: str, data: str):
+    sections = load_file(_write(tmp_path, name, data), name)
+    assert [s.heading for s in sections] == [
+        "FAQ",
+        "FAQ > Is HackRF full-duplex?",
+        "FAQ > Is HackRF full-duplex? > Using C#",
+    ]
+    assert sections[1].text == "No, half-duplex."
