@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     _write_folder(every, products, docs)
     _write_questions(every, products, args.unanswerable, questions)
     embedder = load_embedder(settings)
-    report = ingest_folder(docs, settings.index_dir, embedder, settings, progress=_Progress())
+    report = ingest_folder(docs, settings.index_dir, embedder, settings, progress=LogProgress())
     print(
         f"index {settings.index_dir}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
         f"{report.chunks_added} chunks embedded in {report.seconds:.0f} s",
@@ -176,7 +176,7 @@ def _chunks(index_dir: Path) -> int:
         return index.count()
 
 
-class _Progress:
+class LogProgress:
     """Prints where ingestion stands every 30 seconds (a bar would flood a log file)."""
 
     def __init__(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from collections import defaultdict
@@ -62,31 +63,38 @@ def _build(work: Path, args, products) -> None:
 
 
 def _selected(args, products) -> list[lopo_data.DevQuestion]:
+    """The questions of ``products``; with ``--limit N``, a seeded sample of N per kind, product
+    and language (the first questions of a FAQ are its easiest)."""
     questions = [q for q in lopo_data.questions() if q.product in products]
-    if args.limit:
-        seen: dict[str, int] = defaultdict(int)
-        kept = []
-        for q in questions:
-            seen[q.kind, q.product] += 1
-            if seen[q.kind, q.product] <= args.limit:
-                kept.append(q)
-        questions = kept
-    return questions
+    if not args.limit:
+        return questions
+    groups: dict[tuple[str, str, str], list] = defaultdict(list)
+    for q in questions:
+        groups[q.kind, q.product, q.lang].append(q)
+    rng = random.Random(0)
+    kept = {id(q) for g in groups.values() for q in rng.sample(g, min(args.limit, len(g)))}
+    return [q for q in questions if id(q) in kept]
 
 
-def _engines(work: Path, names, **engine_options):
-    """One engine per index, sharing one embedder and one generator (loaded once)."""
+def _models(work: Path):
+    """The embedder and generator the settings name, loaded once."""
     from ingest.embedders import load_embedder
-    from rag.engine import Engine, open_engine
     from rag.generate import load_generator
 
     settings = _settings(work)
-    embedder = load_embedder(settings)
-    generator = load_generator(settings)
+    return load_embedder(settings), load_generator(settings)
+
+
+def _engines(work: Path, names, models, **engine_options):
+    """One engine per index, sharing one embedder and one generator."""
+    from rag.engine import Engine, open_engine
+
+    embedder, generator = models
     engines = {}
     for name in names:
-        opened = open_engine(settings.replace(index_dir=work / name), embedder=embedder, generator=generator)
-        engines[name] = Engine(opened.settings, opened.index, embedder, generator, **engine_options)
+        settings = _settings(work, name)
+        opened = open_engine(settings, embedder=embedder, generator=generator)
+        engines[name] = Engine(settings, opened.index, embedder, generator, **engine_options)
     return engines
 
 
@@ -98,7 +106,7 @@ def _signals(work: Path, args, products) -> None:
     path = work / "signals.jsonl"
     done = {json.loads(line)["key"] for line in path.open()} if path.is_file() else set()
     questions = [q for q in _selected(args, products) if _key(q) not in done]
-    engines = _engines(work, sorted({q.index for q in questions}), refusal_model=None)
+    engines = _engines(work, sorted({q.index for q in questions}), _models(work), refusal_model=None)
     start = time.perf_counter()
     with path.open("a", encoding="utf-8") as out:
         for i, q in enumerate(questions, 1):
@@ -191,6 +199,7 @@ def _fit(work: Path, args, products) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "eval_lopo-fit.json").write_text(json.dumps(report, indent=1) + "\n")
     _print_refusal_table(table)
+    _plot_refusal_table(table, RESULTS / "eval_lopo-fit.png")
     if not args.no_write_model:
         (ROOT / "rag" / "refusal_models.json").write_text(
             json.dumps({"models": [shipped.as_dict()]}, indent=1, ensure_ascii=False) + "\n"
@@ -249,6 +258,33 @@ def _print_refusal_table(table: dict) -> None:
         )
 
 
+def _plot_refusal_table(table: dict, path: Path) -> None:
+    """Bars per held-out product and language: answerable answered, unanswerable refused."""
+    from matplotlib.figure import Figure
+
+    names = [n for n in table if not n.startswith(("all/", "mean", "worst")) and not n.endswith("/all")]
+    names += [n for n in table if n.startswith("mean-of-products/")]
+    fig = Figure(figsize=(max(7.0, 0.8 * len(names) + 2), 4.2))
+    ax = fig.add_subplot()
+    for offset, (metric, colour) in enumerate((("answered", "#4c72b0"), ("refused", "#dd8452"))):
+        values = [table[n].get(metric) for n in names]
+        xs = [i + (offset - 0.5) * 0.4 for i in range(len(names))]
+        ax.bar(xs, [v or 0 for v in values], 0.4, color=colour, label=_LABELS[metric])
+        for x, v in zip(xs, values, strict=True):
+            ax.annotate("n/a" if v is None else f"{v:.2f}", (x, v or 0), ha="center", va="bottom", fontsize=7)
+    ax.axhline(0.90, color="#4c72b0", lw=0.8, ls="--")
+    ax.axhline(0.85, color="#dd8452", lw=0.8, ls="--")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(0, 1.1)
+    ax.set_title("Refusal decision, each product scored by the model fitted without it")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+_LABELS = {"answered": "answerable questions answered", "refused": "unanswerable questions refused"}
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -264,12 +300,13 @@ def _e2e(work: Path, args, products) -> None:
     questions = _selected(args, products)
     by_product: dict[str, list] = defaultdict(list)
     summaries = {}
+    models = _models(work)
     for held in products:
         fold_file = work / f"refusal-{held}.json"
         fold_file.write_text(json.dumps({"models": [fit["folds"][held]]}))
         model = load_refusal_model(fit["folds"][held]["embedder"], fit["folds"][held]["generator"], fold_file)
         mine = [q for q in questions if q.product == held]
-        engines = _engines(work, sorted({q.index for q in mine}), refusal_model=model)
+        engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=model)
         for index_name, engine in engines.items():
             subset = [q for q in mine if q.index == index_name]
             qfile = work / "questions" / f"{held}-{index_name}.jsonl"

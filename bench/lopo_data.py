@@ -149,6 +149,8 @@ def index_names() -> list[str]:
 
 def build_indexes(work: Path, embedder, settings) -> dict[str, float]:
     """The documents, the full index and its copies under ``work``; returns timings in seconds."""
+    from eval_devset import LogProgress
+
     from ingest.pipeline import ingest_folder
     from ingest.store import open_index
 
@@ -156,7 +158,7 @@ def build_indexes(work: Path, embedder, settings) -> dict[str, float]:
     start = time.perf_counter()
     write_documents(docs)
     full = work / "index-all"
-    report = ingest_folder(docs, full, embedder, settings, progress=_Progress())
+    report = ingest_folder(docs, full, embedder, settings, progress=LogProgress())
     timings = {"ingest_s": report.seconds, "chunks_added": report.chunks_added}
     for skipped in report.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
@@ -196,19 +198,3 @@ def _put(path: Path, text: str) -> None:
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-
-
-class _Progress:
-    """Prints where ingestion stands every 30 seconds (a bar would flood a log file)."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, p) -> None:
-        if time.monotonic() - self.last >= 30 or p.bytes_done >= p.bytes_total:
-            self.last = time.monotonic()
-            print(
-                f"ingest: files {p.files_done}/{p.files_total}, chunks {p.chunks_done}",
-                file=sys.stderr,
-                flush=True,
-            )
