@@ -62,5 +62,11 @@ class EmptyQuestion(DocqaError):
     exit_code = 2
 
 
+class EmptyScope(DocqaError):
+    """A question's scope (documents, folders, languages) matches nothing in the index."""
+
+    exit_code = 2
+
+
 class GeneratorUnavailable(DocqaError):
     """The generator could not be loaded or reached."""

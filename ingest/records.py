@@ -88,6 +88,41 @@ class Passage:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """What a question may be answered from; an empty field restricts nothing.
+
+    A file is in scope when it is one of ``documents`` or lies under one of ``folders`` (either,
+    when both are given; every file when neither is); of its passages, only those in
+    ``languages`` count. ``rag.scope.scope_sources`` resolves it against an index.
+
+    Args:
+        documents: indexed files, each by the name its chunks cite (``"eyes17/en/eyes17.pdf"``),
+            its path on disk, or its file name alone (``"eyes17.pdf"``: every file so named).
+        folders: path prefixes, whole folder names (``"eyes17/en"`` holds ``eyes17/en/a.pdf``).
+        languages: language codes of the passages (``"es"``), as detected per passage.
+
+    >>> Scope(documents=["manual.pdf"], languages=["ES "])
+    Scope(documents=('manual.pdf',), folders=(), languages=('es',))
+    """
+
+    documents: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("documents", "folders", "languages"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # a lone string would be read as its characters
+                raise TypeError(f"Scope.{name} takes a list of names, not the string {value!r}")
+            items = (str(item).strip() for item in value)
+            cleaned = tuple(item.lower() if name == "languages" else item for item in items if item)
+            object.__setattr__(self, name, tuple(dict.fromkeys(cleaned)))
+
+    def __bool__(self) -> bool:
+        return bool(self.documents or self.folders or self.languages)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One chat message for a generator: role is "system", "user" or "assistant"."""
 

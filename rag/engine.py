@@ -23,7 +23,7 @@ from ingest.embed import Embedder
 from ingest.embedders import check_embedder, embedder_name, load_embedder
 from ingest.errors import EmptyQuestion
 from ingest.lang import detect_language
-from ingest.records import Answer, Message, Passage, Timings
+from ingest.records import Answer, Message, Passage, Scope, Timings
 from ingest.settings import Settings
 from ingest.store_protocol import Store
 from rag.answer import build_answer
@@ -89,26 +89,32 @@ class Engine:
         return self._generator
 
     def retrieve(
-        self, question: str, *, k: int | None = None, history: Sequence[Message] = ()
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        history: Sequence[Message] = (),
+        scope: Scope | None = None,
     ) -> list[Passage]:
         """The best ``k`` (default ``settings.top_k``) passages for ``question``, best first.
 
         With a conversation, the question is also searched prefixed by the previous user turn,
         and those passages win when their best cosine is higher by ``FOLLOW_UP_MARGIN``: a
         follow-up ("what is its range?") finds its topic, a change of topic keeps its own
-        (bench/bench_followup.py).
+        (bench/bench_followup.py). ``scope``: only passages of these documents, folders and
+        languages (``rag.retrieve.retrieve``; EmptyScope when it matches nothing).
         """
         question = check_question(question)
         lang = self._language(question, history)
-        passages = self._search(question, k, lang)
+        passages = self._search(question, k, lang, scope)
         query = search_query(question, history)
         if query != question:
-            joined = self._search(query, k, lang)
+            joined = self._search(query, k, lang, scope)
             if relevance(joined) > relevance(passages) + FOLLOW_UP_MARGIN:
                 return joined
         return passages
 
-    def _search(self, query: str, k: int | None, lang: str) -> list[Passage]:
+    def _search(self, query: str, k: int | None, lang: str, scope: Scope | None) -> list[Passage]:
         return retrieve(
             query,
             self.index,
@@ -117,6 +123,7 @@ class Engine:
             dense_weight=self.settings.dense_weight,
             lang=lang,
             lang_bonus=self.settings.same_language_bonus,
+            scope=scope,
         )
 
     def ask(
@@ -126,10 +133,11 @@ class Engine:
         history: Sequence[Message] = (),
         k: int | None = None,
         language: str | None = None,
+        scope: Scope | None = None,
     ) -> Answer:
         """Answer ``question`` (see ``stream``) and return only the final ``Answer``."""
         answer = None
-        for item in self.stream(question, history=history, k=k, language=language):
+        for item in self.stream(question, history=history, k=k, language=language, scope=scope):
             if isinstance(item, Answer):
                 answer = item
         if answer is None:  # stream always ends with an Answer; this guards a broken generator
@@ -143,6 +151,7 @@ class Engine:
         history: Sequence[Message] = (),
         k: int | None = None,
         language: str | None = None,
+        scope: Scope | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as generated, then the final ``Answer`` (last item).
 
@@ -155,11 +164,14 @@ class Engine:
             k: passages to retrieve (default ``settings.top_k``).
             language: answer language code; default the question's (``settings.answer_language``
                 when it is not "auto").
+            scope: answer only from these documents, folders and languages (None: the whole
+                index); the refusal decision sees the scoped passages. EmptyScope when it
+                matches nothing.
         """
         start = time.perf_counter()
         question = check_question(question)
         lang = language or self._language(question, history)
-        passages = self.retrieve(question, k=k, history=history)
+        passages = self.retrieve(question, k=k, history=history, scope=scope)
         t_retrieve = time.perf_counter() - start
         if relevance(passages) < self._min_relevance():
             yield from self._refuse(question, passages, lang, start, Timings(retrieve=t_retrieve))

@@ -7,20 +7,26 @@ min-max normalised over its own candidates and mixed as
 there). Plain reciprocal-rank fusion is not used: with a weaker retriever it drags the stronger
 one down (see ``../shared/MODELS.md`` and ``bench/tune_fusion.py``).
 
-This module does not decide whether the passages are good enough to answer (the engine does, from
-``rag.refusal.relevance``) and does not rerank with a cross-encoder (none is bundled).
+A ``Scope`` restricts both searches to some files (``rag.scope.scope_sources``, filtered exactly
+by the store) and to passages in some languages: then each search is asked again for more hits
+until it has as many in those languages as unscoped retrieval would rank, or has none left, so a
+selective scope loses nothing. This module does not decide whether the passages are good enough
+to answer (the engine does, from ``rag.refusal.relevance``) and does not rerank with a
+cross-encoder (none is bundled).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
 from ingest.embed import Embedder
-from ingest.records import Message, Passage
+from ingest.errors import EmptyScope
+from ingest.records import Message, Passage, Scope
 from ingest.store_protocol import Store
+from rag.scope import scope_sources
 from rag.text import content_words
 
 CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
@@ -42,6 +48,7 @@ def retrieve(
     lang: str = "und",
     lang_bonus: float = 0.0,
     lead_in_chars: int = LEAD_IN_CHARS,
+    scope: Scope | None = None,
 ) -> list[Passage]:
     """The ``k`` best passages for ``question``, best first, with fused and per-list scores.
 
@@ -58,20 +65,35 @@ def retrieve(
             several languages, and a cross-lingual embedder finds the same page in each).
         lead_in_chars: a passage whose chunk starts mid-line is shown with up to this many
             characters of the line before it (``Store.lead_ins``); 0 for none.
+        scope: only passages of these documents, folders and languages (None: the whole index).
 
     Returns:
         Passages with ``score`` (fused, 0..1, relative to this question's candidates),
         ``dense_score`` (cosine, absolute; None when only the lexical search found it) and
         ``lexical_score`` (BM25; None when only the dense search found it).
+
+    Raises:
+        EmptyScope: the scope matches no document, or its documents hold no passage in its
+            languages.
     """
     n = candidates or max(CANDIDATES_PER_K * k, MIN_CANDIDATES)
+    sources = scope_sources(scope, index.files()) if scope else None
+    languages = frozenset(scope.languages) if scope else frozenset()
     dense: list[tuple[str, float]] = []
     lexical: list[tuple[str, float]] = []
     if dense_weight > 0:
-        vector = embedder.embed_queries([question])[0]
-        dense = index.search_dense(np.asarray(vector, dtype=np.float32), n)
+        vector = np.asarray(embedder.embed_queries([question])[0], dtype=np.float32)
+        dense = _in_languages(lambda m: index.search_dense(vector, m, sources=sources), n, index, languages)
+        if languages and not dense:  # dense search ranks every chunk in scope: none is in them
+            raise EmptyScope(
+                f"the documents in scope hold no passage in {', '.join(sorted(languages))}; "
+                "choose another language or other documents"
+            )
     if dense_weight < 1:
-        lexical = index.search_lexical(lexical_query(question), n)
+        query = lexical_query(question)
+        lexical = _in_languages(
+            lambda m: index.search_lexical(query, m, sources=sources), n, index, languages
+        )
     ranked = fuse(dense, lexical, dense_weight)
     if not (lang_bonus and lang != "und"):
         ranked = ranked[:k]
@@ -101,6 +123,27 @@ def retrieve(
             )
         )
     return passages
+
+
+def _in_languages(
+    search: Callable[[int], list[tuple[str, float]]], n: int, index: Store, languages: Collection[str]
+) -> list[tuple[str, float]]:
+    """``search(n)``; with ``languages``, the ``n`` best hits in them, asking ``search`` for 4x
+    more hits each round until that many are found or the hits run out (exact, not a post-filter
+    of ``n`` hits that a selective language would empty)."""
+    if not languages:
+        return search(n)
+    lang_of: dict[str, str] = {}
+    want = n
+    while True:
+        hits = search(want)
+        new = [cid for cid, _ in hits if cid not in lang_of]
+        lang_of.update(dict.fromkeys(new, ""))  # removed since the search: never kept
+        lang_of.update((c.id, c.lang) for c in index.get_chunks(new))
+        kept = [(cid, score) for cid, score in hits if lang_of[cid] in languages]
+        if len(kept) >= n or len(hits) < want:
+            return kept[:n]
+        want *= 4
 
 
 def lexical_query(question: str) -> str:

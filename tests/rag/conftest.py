@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from ingest.catalog import FileInfo
 from ingest.records import Chunk
 from tests.fakes import HashEmbedder
 from tests.openai_server import running_openai_server
@@ -36,8 +38,9 @@ class MemoryIndex:
         self.closed = False
         self.removed: set[str] = set()
 
-    def files(self) -> list[str]:
-        return sorted({c.source for c in self.chunks})
+    def files(self) -> list[FileInfo]:
+        counts = Counter(c.source for c in self.chunks if c.id not in self.removed)
+        return [FileInfo("/docs", s, "", 0, 0.0, n, 0, s) for s, n in sorted(counts.items())]
 
     def count(self) -> int:
         return len(self.chunks)
