@@ -1,5 +1,8 @@
 """``docqa ask``: answer one question from the index, streaming, with citations and timings.
 
+``--doc``, ``--folder`` and ``--lang`` scope the question (``ingest.records.Scope``): only those
+documents, folders and passage languages are searched.
+
 Everything printed passes through ``ingest.control.printable``: a file name, a heading or a
 model's answer cannot send escape sequences to the terminal.
 """
@@ -14,7 +17,7 @@ from pathlib import Path
 import click
 
 from ingest.control import printable
-from ingest.records import Answer, Passage
+from ingest.records import Answer, Passage, Scope
 from rag.cli.common import index_option, models_dir_option, settings_from
 
 
@@ -25,6 +28,21 @@ from rag.cli.common import index_option, models_dir_option, settings_from
 @click.option("--generator", default=None, help="A bundled generator name, a model folder, or 'openai'.")
 @click.option("--embedder", default=None, help="The embedder the index was built with (default: settings).")
 @click.option("--language", default=None, help="Answer language code (default: the question's).")
+@click.option(
+    "--doc",
+    "documents",
+    multiple=True,
+    help="Answer only from this document: its name as cited, its path, or its file name. Repeatable.",
+)
+@click.option(
+    "--folder", "folders", multiple=True, help="Answer only from documents under this folder. Repeatable."
+)
+@click.option(
+    "--lang",
+    "languages",
+    multiple=True,
+    help="Answer only from passages in this language (en, es, fr, de, it, pt). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON (no streaming).")
 @models_dir_option
 @click.option(
@@ -37,6 +55,9 @@ def ask(
     generator: str | None,
     embedder: str | None,
     language: str | None,
+    documents: tuple[str, ...],
+    folders: tuple[str, ...],
+    languages: tuple[str, ...],
     as_json: bool,
     models_dir: Path | None,
     config: Path | None,
@@ -44,7 +65,8 @@ def ask(
     """Answer QUESTION from the indexed documents, citing them.
 
     The answer streams as it is written, then its citations ([n] file p. N) and timings. When
-    the documents do not answer, it says so instead of guessing.
+    the documents do not answer, it says so instead of guessing. --doc, --folder and --lang
+    restrict it to some documents, folders or languages (documents and folders add up).
 
     \b
     Example:
@@ -53,10 +75,14 @@ def ask(
       docqa ask "What is the sampling rate?" --generator qwen2.5-coder-1.5b-instruct
       docqa ask "What is SQ1?" --json | jq .citations
       docqa ask "What is SQ1?" --config ~/docqa.toml
+      docqa ask "What is the range of PV1?" --doc eyes17.pdf --lang es
+      docqa ask "How do I join a channel?" --folder weechat
     """
     from rag.engine import check_question, open_engine
+    from rag.scope import scope_sources
 
     question = check_question(question)  # before seconds of model loading
+    scope = Scope(documents, folders, languages) or None
     settings = settings_from(
         config,
         index_dir=index_dir,
@@ -66,9 +92,11 @@ def ask(
         models_dir=models_dir,
     )
     with open_engine(settings) as engine:
+        if scope:  # a misspelt --doc fails before the generator loads
+            scope_sources(scope, engine.index.files())
         engine.generator  # noqa: B018 -- load the model now, so the timings are the answer's own
         answer, streamed = None, ""
-        for item in engine.stream(question, language=language):
+        for item in engine.stream(question, language=language, scope=scope):
             if isinstance(item, Answer):
                 answer = item
             elif not as_json:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -138,7 +139,7 @@ class _EscapingEngine:
     def __exit__(self, *_):
         return None
 
-    def stream(self, question, language=None):
+    def stream(self, question, language=None, scope=None):
         from ingest.records import Answer, Citation
 
         yield "Connect A1 \x1b[2J\x1b]8;;http://attacker.example\x07here\x1b]8;;\x07 [1]\r\n"
@@ -163,3 +164,66 @@ def test_untrusted_text_reaches_the_terminal_without_control_characters(monkeypa
     as_json = CliRunner().invoke(cli, ["ask", "How?", "--json"])
     assert "\x9b" not in as_json.output and "\x1b" not in as_json.output
     assert json.loads(as_json.output)["citations"][0]["heading"] == "Setup \x9b2J\u202eexe.pdf"
+
+
+class _ScopeRecordingEngine:
+    """An engine over two indexed files that records the scope each question came with."""
+
+    scopes: ClassVar[list] = []
+    generator_loads = 0
+
+    def __init__(self, settings) -> None:
+        from ingest.catalog import FileInfo
+
+        class _Index:
+            def files(self):
+                return [FileInfo("/m", p, "", 0, 0.0, 1, 1, p) for p in ("en/a.pdf", "es/guide.md")]
+
+        self.index = _Index()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return None
+
+    @property
+    def generator(self):
+        type(self).generator_loads += 1
+
+    def stream(self, question, language=None, scope=None):
+        from ingest.records import Answer
+
+        type(self).scopes.append(scope)
+        yield Answer(question, "It is in volts.")
+
+
+def test_doc_folder_and_lang_flags_scope_the_question(monkeypatch):
+    import rag.engine
+    from ingest.records import Scope
+
+    monkeypatch.setattr(rag.engine, "open_engine", _ScopeRecordingEngine)
+    monkeypatch.setattr(_ScopeRecordingEngine, "scopes", [])
+    flags = ["--doc", "a.pdf", "--doc", "guide.md", "--folder", "es/", "--lang", "ES", "--lang", "en"]
+    for args in (flags, []):
+        result = CliRunner().invoke(cli, ["ask", "How?", *args])
+        assert result.exit_code == 0, result.output
+    assert _ScopeRecordingEngine.scopes == [
+        Scope(documents=("a.pdf", "guide.md"), folders=("es/",), languages=("es", "en")),
+        None,
+    ]
+
+
+def test_a_scope_matching_nothing_is_one_line_before_the_generator_loads(monkeypatch, capsys):
+    import rag.engine
+    from rag.cli import main
+
+    monkeypatch.setattr(rag.engine, "open_engine", _ScopeRecordingEngine)
+    monkeypatch.setattr(_ScopeRecordingEngine, "generator_loads", 0)
+    monkeypatch.setattr(sys, "argv", ["docqa", "ask", "How?", "--doc", "b.pdf"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and _ScopeRecordingEngine.generator_loads == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no indexed document is named 'b.pdf'; use one of: en/a.pdf, es/guide.md"
+    ]
