@@ -2,7 +2,10 @@
 
 JSONL (one object a line) and CSV (a header row) share the fields ``question`` (required),
 ``id``, ``lang``, ``answer`` (gold answer text), ``gold`` (see ``gold.parse_gold``; a list in
-JSONL, ``|``-separated in CSV) and ``answerable`` (true/false, default true). A BEIR folder holds
+JSONL, ``|``-separated in CSV), ``answerable`` (true/false, default true) and ``scope``: what the
+question may be answered from, ``{"documents": [...], "folders": [...], "languages": [...]}``
+(any of the three; in CSV that object as JSON text), passed to the engine as a
+``ingest.records.Scope``. A BEIR folder holds
 ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; each query's gold is the text of
 its relevant documents, matched by overlap, so the corpus may be indexed in any form.
 
@@ -12,12 +15,14 @@ no usable question raises ``DocqaError``. Nothing here talks to an index or a mo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import DocqaError
+from ingest.records import Scope
 from rag.evaluate.formats import READERS, beir_rows, collect
 from rag.evaluate.gold import GoldRef, parse_gold
 
@@ -37,6 +42,7 @@ class Question:
         gold: what a right retrieval finds; empty when not known.
         answerable: False when the documents do not answer it (the right answer is a refusal).
         line: where it was read (1-based line, 0 when not from a file).
+        scope: the documents, folders and languages it is asked about; None: the whole index.
     """
 
     id: str
@@ -46,6 +52,7 @@ class Question:
     gold: tuple[GoldRef, ...] = ()
     answerable: bool = True
     line: int = 0
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,34 @@ def _question(row: Mapping[str, Any], line: int, detect: Callable[[str], str]) -
         gold=gold,
         answerable=_boolean(row.get("answerable", True)),
         line=line,
+        scope=_scope(row.get("scope")),
     )
+
+
+def _scope(value: Any) -> Scope | None:
+    """A row's ``scope`` object (or its JSON text) -> a Scope; None when absent or empty.
+
+    >>> _scope({"documents": ["eyes17.pdf"], "languages": ["es"]})
+    Scope(documents=('eyes17.pdf',), folders=(), languages=('es',))
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"'scope' is not a JSON object ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError("'scope' must be an object with 'documents', 'folders' or 'languages'")
+    fields = ("documents", "folders", "languages")
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown 'scope' field {unknown[0]!r}; use {', '.join(fields)}")
+    lists = {name: value.get(name, []) for name in fields}
+    for name, items in lists.items():
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError(f"'scope' {name} must be a list of strings")
+    return Scope(**{name: tuple(items) for name, items in lists.items()}) or None
 
 
 def _boolean(value: Any) -> bool:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ingest.errors import DocqaError
-from ingest.records import Answer, Passage
+from ingest.errors import DocqaError, EmptyScope
+from ingest.records import Answer, Passage, Scope
 from rag.evaluate.questions import Question, QuestionSet
 from rag.evaluate.results import QuestionResult, RunResult
 from rag.evaluate.runfiles import PARTIAL, RESULTS, prepare, write_json
@@ -26,11 +26,14 @@ from rag.evaluate.summary import summarize
 
 
 class EvalEngine(Protocol):
-    """What an evaluation needs of a query engine (``rag.engine.Engine`` has both)."""
+    """What an evaluation needs of a query engine (``rag.engine.Engine`` has both); ``scope`` is
+    the question's own (``Question.scope``), None for the whole index."""
 
-    def retrieve(self, question: str, *, k: int | None = None) -> list[Passage]: ...
+    def retrieve(
+        self, question: str, *, k: int | None = None, scope: Scope | None = None
+    ) -> list[Passage]: ...
 
-    def ask(self, question: str, *, k: int | None = None) -> Answer: ...
+    def ask(self, question: str, *, k: int | None = None, scope: Scope | None = None) -> Answer: ...
 
 
 def evaluate(
@@ -68,6 +71,8 @@ def evaluate(
 
     Raises:
         DocqaError: ``out_dir`` holds a different run, or ``k``/``limit``/``sample`` is bad.
+        EmptyScope: a question's scope matches nothing in the index (the questions before it
+            are kept for a resumed run).
     """
     if detect is None:
         from ingest.lang import detect_language as detect
@@ -139,12 +144,15 @@ def _run_one(
     judge: Callable[[Question, str], float | None] | None,
 ) -> QuestionResult:
     start = time.perf_counter()
-    passages = engine.retrieve(question.question, k=k)
+    try:
+        passages = engine.retrieve(question.question, k=k, scope=question.scope)
+    except EmptyScope as err:  # say which row to fix
+        raise EmptyScope(f"question {question.id!r} (line {question.line}): {err}") from err
     latency = time.perf_counter() - start
     answer = grade = None
     if not retrieval_only:
         start = time.perf_counter()
-        answer = engine.ask(question.question)
+        answer = engine.ask(question.question, scope=question.scope)
         latency = answer.timings.total or (time.perf_counter() - start)
         if judge and question.answerable and question.answer and not answer.refused:
             grade = judge(question, answer.text)
@@ -156,7 +164,13 @@ def _run_one(
 def _signature(questions: Sequence[Question], config: Mapping[str, Any]) -> str:
     """Hash of what makes two runs the same run: the questions and the settings."""
     payload = {
-        "questions": [[q.id, q.question, q.answerable, [str(g) for g in q.gold]] for q in questions],
+        "questions": [_question_key(q) for q in questions],
         "settings": [config["retrieval_only"], config["k"], config["engine"], config["judge"]],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _question_key(q: Question) -> list[Any]:
+    """What makes a question the same question; a scope only when it has one (older runs resume)."""
+    key: list[Any] = [q.id, q.question, q.answerable, [str(g) for g in q.gold]]
+    return [*key, [q.scope.documents, q.scope.folders, q.scope.languages]] if q.scope else key

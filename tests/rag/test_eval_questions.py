@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import DocqaError
+from ingest.records import Scope
 from rag.evaluate.gold import GoldRef
 from rag.evaluate.questions import load_questions
 
@@ -130,3 +131,34 @@ def test_shipped_question_set_loads_cleanly():
     assert {"en", "es"} <= langs
     assert sum(not q.answerable for q in qs.questions) >= 6
     assert all(q.gold and q.answer for q in qs.questions if q.answerable)
+
+
+def test_a_scope_per_question_in_jsonl_and_csv(tmp_path):
+    scope = {"documents": ["eyes17.pdf"], "folders": ["weechat"], "languages": ["es"]}
+    rows = [
+        {"id": "s", "question": "¿Qué es PV1?", "scope": scope},
+        {"id": "n", "question": "What is PV1?", "scope": {}},
+        {"id": "x", "question": "Bad key", "scope": {"docs": ["a.pdf"]}},
+        {"id": "y", "question": "Bad value", "scope": {"documents": "a.pdf"}},
+        {"id": "z", "question": "Bad type", "scope": ["a.pdf"]},
+    ]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    qs = load_questions(path, detect=_detect)
+    assert [(q.id, q.scope) for q in qs.questions] == [
+        ("s", Scope(documents=("eyes17.pdf",), folders=("weechat",), languages=("es",))),
+        ("n", None),
+    ]
+    joined = "\n".join(qs.problems)
+    assert "line 3: unknown 'scope' field 'docs'" in joined
+    assert "line 4: 'scope' documents must be a list of strings" in joined
+    assert "line 5: 'scope' must be an object" in joined
+
+    csv_path = tmp_path / "q.csv"
+    csv_path.write_text(
+        'id,question,scope\nc1,What is PV1?,"{""languages"": [""en""]}"\nc2,What is SQ1?,\nc3,Bad,{oops\n',
+        encoding="utf-8",
+    )
+    qs = load_questions(csv_path, detect=_detect)
+    assert [(q.id, q.scope) for q in qs.questions] == [("c1", Scope(languages=("en",))), ("c2", None)]
+    assert any(p.startswith("line 4: 'scope' is not a JSON object") for p in qs.problems)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from ingest.errors import DocqaError
-from ingest.records import Answer, Citation, Passage, Timings
+from ingest.errors import DocqaError, EmptyScope
+from ingest.records import Answer, Citation, Passage, Scope, Timings
 from rag.evaluate import evaluate
 from rag.evaluate.compare import compare_runs, format_comparison, load_run
 from rag.evaluate.gold import parse_gold
@@ -42,17 +42,22 @@ class ScriptedEngine:
     def __init__(self, order, answers=None, fail_on=None):
         self.order, self.answers, self.fail_on = order, answers or {}, fail_on
         self.asked: list[str] = []
+        self.scopes: list[tuple[str, str, Scope | None]] = []
 
-    def retrieve(self, question, *, k=None):
+    def retrieve(self, question, *, k=None, scope=None):
         if question == self.fail_on:
             raise KeyboardInterrupt
+        if scope == Scope(documents=("missing.pdf",)):
+            raise EmptyScope("no indexed document is named 'missing.pdf'; use one of: m.pdf")
         self.asked.append(question)
+        self.scopes.append(("retrieve", question, scope))
         pages = self.order.get(question, [3, 2, 1])
         return [_passage("m.pdf", p, PAGES[("m.pdf", p)], i + 1) for i, p in enumerate(pages)][:k]
 
-    def ask(self, question, *, k=None):
+    def ask(self, question, *, k=None, scope=None):
+        self.scopes.append(("ask", question, scope))
         text, refused, cites = self.answers.get(question, ("I do not know.", True, ()))
-        passages = tuple(self.retrieve(question, k=3))
+        passages = tuple(self.retrieve(question, k=3, scope=scope))
         by_page = {p.page: p for p in passages}
         citations = tuple(
             Citation(n, by_page[pg].chunk_id, "m.pdf", pg, "", by_page[pg].text[:40]) for n, pg in cites
@@ -249,3 +254,23 @@ def test_llm_judge_is_off_by_default_and_parses_grades(tmp_path):
     assert len(grader.prompts) == 2  # refused and unanswerable questions are not judged
     assert "REFERENCE: 3.3 volts through 5.1k" in grader.prompts[0][1].content
     assert run.config["judge"] == "replay"
+
+
+def test_each_question_is_asked_with_its_own_scope(tmp_path):
+    spanish = Scope(documents=("m.pdf",), languages=("es",))
+    questions = [QUESTIONS.questions[0], Question("s1", "¿Qué es SQ1?", "es", scope=spanish)]
+    engine = ScriptedEngine(ORDER)
+    evaluate(questions, engine, out_dir=tmp_path / "a", k=3, detect=_lang)
+    assert list(dict.fromkeys(engine.scopes)) == [
+        ("retrieve", "What is SEN connected to?", None),
+        ("ask", "What is SEN connected to?", None),
+        ("retrieve", "¿Qué es SQ1?", spanish),
+        ("ask", "¿Qué es SQ1?", spanish),
+    ]
+    with pytest.raises(EmptyScope, match="question 'm1' \\(line 7\\): no indexed document is named"):
+        evaluate(
+            [Question("m1", "What is SQ1?", "en", line=7, scope=Scope(documents=("missing.pdf",)))],
+            engine,
+            out_dir=tmp_path / "b",
+            retrieval_only=True,
+        )
