@@ -2,7 +2,7 @@
 
 Reads ``corpus/questions.jsonl`` (answerable questions with a gold page, and unanswerable ones) and
 an index of ``corpus/`` (``docqa ingest corpus/``); prints each question's relevance (the engine's
-``rag.retrieve.relevance``) and whether the configured threshold would refuse it.
+``rag.refusal.relevance``) and whether the configured threshold would refuse it.
 
     python bench/check_refusal.py --index /tmp/corpus-index
 """
