@@ -3,7 +3,9 @@
 Each turn keeps the question and the engine's ``Answer``; follow-up questions send the last turns
 to the engine as ``Message`` history. The answer's text is shown piece by piece as the generator
 writes it, then replaced by the final text (whose invalid citation markers the engine removed).
-A refusal is shown as such, with the closest passages. Answers and questions go through
+A scope picked in the sidebar (``ui.scope_panel``) is passed to the engine with every question of
+the conversation and named above it; a scope that matches nothing is a warning that says what
+would. A refusal is shown as such, with the closest passages. Answers and questions go through
 ``ui.markdown.safe_markdown`` (no images or links from a model's or a document's text). Problems
 (empty question, no index, a model that does not load) are shown as messages. This module does not
 build prompts or retrieve: the engine does.
@@ -16,13 +18,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from ingest.errors import DocqaError, IndexNotFound
-from ingest.records import Answer, Message
+from ingest.errors import DocqaError, EmptyScope, IndexNotFound
+from ingest.records import Answer, Message, Scope
 from ingest.settings import Settings
 from rag.engine import Engine
 from ui.feedback import feedback_path, record_feedback
 from ui.markdown import safe_markdown
 from ui.resources import get_engine, get_generator
+from ui.scope_panel import describe
 from ui.sources import render_citations, render_passages
 
 TURNS_KEY = "docqa_turns"
@@ -103,14 +106,15 @@ def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, 
 
 
 def _stream_answer(
-    question: str, settings: Settings, history: tuple[Message, ...], engine: Engine
+    question: str, settings: Settings, history: tuple[Message, ...], engine: Engine, scope: Scope | None
 ) -> Turn | None:
     """Ask the engine and show the answer as it streams; None (after a message) on failure."""
     try:
         generator = get_generator(settings)  # cached; shows its own spinner when it loads
     except DocqaError as err:
         st.error(f"The language model could not be loaded: {err}")
-        render_passages(engine.retrieve(question, k=settings.top_k, history=history), -1, _locator(engine))
+        passages = engine.retrieve(question, k=settings.top_k, history=history, scope=scope)
+        render_passages(passages, -1, _locator(engine))
         return None
     engine = get_engine(settings, generator)
     language = None if settings.answer_language == "auto" else settings.answer_language
@@ -118,12 +122,18 @@ def _stream_answer(
     box.markdown("_Searching the manuals…_")
     text, answer = "", None
     try:
-        for item in engine.stream(question, history=history, k=settings.top_k, language=language):
+        for item in engine.stream(
+            question, history=history, k=settings.top_k, language=language, scope=scope
+        ):
             if isinstance(item, Answer):
                 answer = item
             else:
                 text += item
                 box.markdown(safe_markdown(text) + " ▌")
+    except EmptyScope as err:  # raised before any text: the scope is the problem, not the answer
+        box.empty()
+        st.warning(safe_markdown(str(err)), icon=":material/search_off:")
+        return None
     except DocqaError as err:  # e.g. the server went away mid-answer
         box.markdown(safe_markdown(text))
         st.error(f"The answer could not be finished: {err}")
@@ -135,9 +145,18 @@ def _stream_answer(
     return Turn(question, answer, getattr(generator, "name", settings.generator))
 
 
-def render_chat(settings: Settings) -> None:
-    """Draw the conversation and answer a new question if one was asked."""
+def new_conversation() -> None:
+    """Forget the turns and votes of this session's conversation."""
+    st.session_state[TURNS_KEY] = []
+    st.session_state[VOTES_KEY] = {}
+
+
+def render_chat(settings: Settings, scope: Scope | None = None) -> None:
+    """Draw the conversation and answer a new question if one was asked, from ``scope`` only
+    (None: the whole index)."""
     st.title("Ask the manuals")
+    if scope:
+        st.caption(safe_markdown(describe(scope)))
     turns: list[Turn] = st.session_state.setdefault(TURNS_KEY, [])
     try:
         engine = get_engine(settings)
@@ -148,8 +167,7 @@ def render_chat(settings: Settings) -> None:
     for i, turn in enumerate(turns):
         _render_turn(i, turn, settings, engine, latest=i == len(turns) - 1)
     if turns and st.button("New conversation", icon=":material/refresh:"):
-        st.session_state[TURNS_KEY] = []
-        st.session_state[VOTES_KEY] = {}
+        new_conversation()
         st.rerun()
     question = st.chat_input("Ask a question about your manuals (English or español)")
     if question is None:
@@ -160,7 +178,7 @@ def render_chat(settings: Settings) -> None:
     with st.chat_message("user"):
         st.markdown(safe_markdown(question))
     with st.chat_message("assistant"):
-        turn = _stream_answer(question.strip(), settings, history_messages(turns), engine)
+        turn = _stream_answer(question.strip(), settings, history_messages(turns), engine, scope)
     if turn is not None:
         turns.append(turn)
         st.rerun()

@@ -5,9 +5,10 @@ Uploads are checked and saved by ``ui.uploads`` into ``<index>/uploads`` and ind
 and a batch whose indexing fails is taken back off the disk (``ui.uploads.staged_uploads``).
 Deleting removes a document from the index (``ingest.pipeline.remove_document``) and, if it was
 uploaded here, its saved copy; files indexed from the user's own folders are never deleted from
-disk. Re-indexing re-reads a document (or every indexed folder) and updates what changed. The
-chat sees every change at its next question, because ``ui.resources`` reopens the index when its
-files change.
+disk. Re-indexing re-reads a document (or every indexed folder) and updates what changed. "Ask
+about this manual" starts a new conversation scoped to the chosen document (``ui.scope_panel``).
+The chat sees every change at its next question, because ``ui.resources`` reopens the index when
+its files change.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from ingest.pipeline import Progress, ingest_folder, ingest_paths, remove_docume
 from ingest.records import IngestReport
 from ingest.settings import Settings
 from ingest.store import FileInfo, open_index
+from ui.chat import new_conversation
 from ui.resources import get_embedder
+from ui.scope_panel import pick_only
 from ui.uploads import UploadRejected, check_upload, delete_upload, staged_uploads, uploads_dir
 
 FLASH_KEY = "docqa_documents_messages"
 _CONFIRM_KEY = "docqa_confirm_delete"
+_VIEW_KEY = "view"  # the sidebar's view switch (ui.settings_panel)
 
 
 def list_documents(index_dir: Path) -> list[FileInfo]:
@@ -160,6 +164,13 @@ def _delete(settings: Settings, info: FileInfo) -> None:
     st.session_state[FLASH_KEY] = [("success", f"Deleted {info.source} from the index.")]
 
 
+def _ask_about(source: str) -> None:
+    """Button callback (before the next run draws the sidebar): a new chat about one manual."""
+    pick_only(source)
+    new_conversation()
+    st.session_state[_VIEW_KEY] = "Chat"
+
+
 def _table(files: list[FileInfo]) -> None:
     rows = [
         {
@@ -200,7 +211,8 @@ def render_documents(settings: Settings) -> None:
     _table(files)
     names = {f.source: f for f in files}
     chosen = st.selectbox("Document", list(names), key="docqa_doc")
-    left, middle, right = st.columns(3)
+    ask, left, middle, right = st.columns(4)
+    ask.button("Ask about this manual", icon=":material/chat:", on_click=_ask_about, args=(chosen,))
     if left.button("Re-index this document", icon=":material/sync:"):
         _then_rerun(_reindex(settings, [names[chosen]]))
     if middle.button("Re-index all", icon=":material/sync:", key="docqa_reindex_all"):

@@ -20,6 +20,7 @@ from tests.openai_server import running_openai_server
 from tests.ui.test_markdown import render_markdown
 from ui.feedback import export_questions, feedback_path
 from ui.resources import EMBEDDER_KEY, GENERATOR_KEY
+from ui.scope_panel import DOCUMENTS_KEY, LANGUAGES_KEY
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 MANUAL = """# Measuring
@@ -310,3 +311,39 @@ def test_an_upload_becomes_answerable(index_dir: Path, embedder: HashEmbedder) -
     _ask(at, "What is the zebra code?")
     assert "zebra.md" in at.expander[0].label
     assert "4417" in str(generator.prompts[0])
+
+
+def test_the_sidebar_scope_keeps_the_chat_to_the_picked_manual(
+    index_dir: Path, embedder: HashEmbedder
+) -> None:
+    generator = ReplayGenerator("Conecte el cable rojo [1].")
+    at = _app(embedder, generator)
+    assert at.sidebar.multiselect(key=DOCUMENTS_KEY).options == ["manual.es.md", "manual.md"]
+    at.sidebar.multiselect(key=DOCUMENTS_KEY).set_value(["manual.es.md"]).run()
+    _ask(at, "How do I measure a voltage?")
+    prompt = "\n".join(m.content for m in generator.prompts[0])
+    assert "Para medir un voltaje" in prompt and "red wire" not in prompt
+    assert "Answering only from manual.es.md." in _texts(at.caption)
+    assert all("manual.es.md" in e.label for e in at.expander)
+
+    at.sidebar.multiselect(key=LANGUAGES_KEY).set_value(["fr"]).run()
+    _ask(at, "How do I measure a voltage?")
+    assert "hold no passage in fr" in _texts(at.warning)
+    assert len(generator.prompts) == 1
+    assert len(at.run().chat_message) == 2  # the question that matched nothing is not kept
+
+
+def test_ask_about_this_manual_starts_a_chat_scoped_to_it(index_dir: Path, embedder: HashEmbedder) -> None:
+    generator = ReplayGenerator("First answer [1].", "Connect the red wire to input A1 [1].")
+    at = _ask(_app(embedder, generator), "How do I measure a voltage?")
+    at.sidebar.multiselect(key=LANGUAGES_KEY).set_value(["es"]).run()
+    at.sidebar.radio(key="view").set_value("Documents").run()
+    at.selectbox(key="docqa_doc").set_value("manual.md").run()
+    next(b for b in at.button if b.label == "Ask about this manual").click().run()
+    assert not at.exception, at.exception
+    assert at.sidebar.radio(key="view").value == "Chat" and not at.chat_message  # a new conversation
+    assert at.sidebar.multiselect(key=DOCUMENTS_KEY).value == ["manual.md"]
+    assert at.sidebar.multiselect(key=LANGUAGES_KEY).value == []
+    _ask(at, "¿Cómo mido un voltaje?")
+    prompt = "\n".join(m.content for m in generator.prompts[1])
+    assert "red wire" in prompt and "Para medir" not in prompt
