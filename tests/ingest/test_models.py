@@ -112,6 +112,50 @@ def test_fetch_is_idempotent_and_does_not_download_again(three_part_model, tmp_p
     assert (first / registry.STAMP).stat().st_mtime_ns == mtime
 
 
+def test_a_generator_keeps_its_gguf_and_a_folder_fetched_before_gets_it(tmp_path: Path, monkeypatch) -> None:
+    blob = b"GGUF" + os.urandom(3000)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _make_wheel(wheels, "docqa-test-gguf", "1.0", blob)
+    spec = registry.ModelSpec(
+        name="test-generator",
+        role="generator",
+        parts=(registry.Part("docqa-test-gguf", "1.0"),),
+        assembled="test-generator.gguf",
+        sha256=hashlib.sha256(blob).hexdigest(),
+        size=len(blob),
+        layout="gguf",
+        subfolder="",
+        licence="Test-1.0",
+        licence_text="test licence\n",
+        description="test",
+    )
+
+    def convert(gguf: Path, folder: Path) -> None:  # stands in for the minute-long conversion
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+
+    monkeypatch.setattr(provision, "convert_gguf", convert)
+    folder = provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels)
+    assert (folder / registry.GGUF_FILE).read_bytes() == blob
+    assert registry.GGUF_FILE in json.loads((folder / registry.STAMP).read_text())["files"]
+    assert registry.verify_folder(folder) == []
+
+    # A folder fetched before the GGUF was kept: the next fetch adds only the GGUF.
+    (folder / registry.GGUF_FILE).unlink()
+    stamp = json.loads((folder / registry.STAMP).read_text())
+    del stamp["files"][registry.GGUF_FILE]
+    (folder / registry.STAMP).write_text(json.dumps(stamp))
+    config_mtime = (folder / "config.json").stat().st_mtime_ns
+    monkeypatch.setattr(provision, "convert_gguf", None)  # no conversion this time
+    assert provision.fetch_spec(spec, tmp_path / "cache", find_links=wheels) == folder
+    assert (folder / registry.GGUF_FILE).read_bytes() == blob
+    assert (folder / "config.json").stat().st_mtime_ns == config_mtime
+    assert json.loads((folder / registry.STAMP).read_text())["files"][registry.GGUF_FILE] == spec.sha256
+    assert registry.verify_folder(folder) == []
+    assert not list((tmp_path / "cache" / ".work").glob("*"))
+
+
 def test_missing_package_is_a_clear_provisioning_error(three_part_model, tmp_path: Path) -> None:
     spec, _, _ = three_part_model
     empty = tmp_path / "empty"
