@@ -21,6 +21,10 @@ from ingest.records import Chunk, Section, chunk_id
 _PARAGRAPH, _SENTENCE, _WORD, _NONE = 3, 2, 1, 0
 _SENTENCE_END = ".!?;:。！？…"
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+# A section longer than this is chunked one piece at a time (cut at a paragraph, line or word end):
+# the tokenizer's offsets cost ~700 bytes per token, so a 20 MB one-line text tokenized whole took
+# gigabytes. Real sections (a page, a heading's text) are far shorter and are chunked as before.
+_PIECE_CHARS = 100_000
 
 
 class Tokenizer(Protocol):
@@ -63,7 +67,7 @@ def chunk_sections(
         raise ValueError(f"bad chunk size/overlap {size}/{overlap}: need size >= 1, 0 <= overlap < size")
     chunks: list[Chunk] = []
     for number, section in enumerate(sections):
-        for start, end, tokens in _split(section.text, tokenizer, size, overlap):
+        for start, end, tokens in _split_long(section.text, tokenizer, size, overlap):
             text = section.text[start:end]
             chunks.append(
                 Chunk(
@@ -81,6 +85,37 @@ def chunk_sections(
                 )
             )
     return chunks
+
+
+def _split_long(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:
+    """``_split`` over each of ``_pieces(text)``: memory bounded by a piece, not by the text."""
+    out: list[tuple[int, int, int]] = []
+    for first, last in _pieces(text):
+        out += [(first + a, first + b, n) for a, b, n in _split(text[first:last], tokenizer, size, overlap)]
+    return out
+
+
+def _pieces(text: str, limit: int = _PIECE_CHARS) -> list[tuple[int, int]]:
+    """(start, end) of consecutive pieces of ``text`` of at most ``limit`` characters.
+
+    Each is cut after its last paragraph break in its second half, else its last line end, else
+    its last space, else at ``limit`` (a "word" that long is no word).
+
+    >>> _pieces("ab\\n\\ncd ef gh", 6), _pieces("abcdefgh", 3), _pieces("short", 100)
+    ([(0, 4), (4, 10), (10, 12)], [(0, 3), (3, 6), (6, 8)], [(0, 5)])
+    """
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        end = start + limit
+        for separator in ("\n\n", "\n", " "):
+            found = text.rfind(separator, start + limit // 2, end)
+            if found != -1:
+                end = found + len(separator)
+                break
+        pieces.append((start, end))
+        start = end
+    pieces.append((start, len(text)))
+    return pieces
 
 
 def _split(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:

@@ -56,6 +56,9 @@ _ANCHOR_SIGNS = "¶⁋❡🔗⚓\ufe0e\ufe0f"
 # ...these are, so they go only as a word of their own.
 _ANCHOR_WORDS = frozenset("#§")
 _MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge
+# Every chunk of a section stores its heading: a 20 MB heading line over a long body would be
+# stored once per chunk (gigabytes). Real heading paths are far shorter than this.
+_MAX_HEADING_CHARS = 500
 
 
 def load_file(path: Path, source: str) -> list[Section]:
@@ -95,7 +98,7 @@ def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], lis
         raise LoadError(f"cannot read the file ({err.strerror or err}); check its permissions") from err
     except Exception as err:  # a library choking on malformed input must not stop the ingestion
         raise LoadError(f"could not parse this {suffix[1:]} file ({type(err).__name__}: {err})") from err
-    return _with_languages(_without_anchor_signs(_without_control(sections))), warnings
+    return _with_languages(_short_headings(_without_anchor_signs(_without_control(sections)))), warnings
 
 
 def _without_control(sections: list[Section]) -> list[Section]:
@@ -143,6 +146,16 @@ def _title_without_anchors(title: str) -> str:
         if words and set(words[-1]) <= _ANCHOR_WORDS:
             text = words[0] if len(words) > 1 else ""
     return text
+
+
+def _short_headings(sections: list[Section]) -> list[Section]:
+    """Headings longer than ``_MAX_HEADING_CHARS`` cut there, ending in "…"."""
+    return [
+        replace(s, heading=s.heading[: _MAX_HEADING_CHARS - 1].rstrip() + "…")
+        if len(s.heading) > _MAX_HEADING_CHARS
+        else s
+        for s in sections
+    ]
 
 
 def _with_languages(sections: list[Section]) -> list[Section]:
