@@ -36,6 +36,9 @@ _MAX_LISTED = 50  # skipped files and warnings printed one per line; --json has 
 )
 @click.option("--keep-missing", is_flag=True, help="Keep documents whose files are gone from FOLDER.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option(
+    "--config", type=click.Path(path_type=Path, dir_okay=False), default=None, help="A docqa.toml file."
+)
 @models_dir_option
 def ingest(
     folder: Path | None,
@@ -45,6 +48,7 @@ def ingest(
     exclude: tuple[str, ...],
     keep_missing: bool,
     as_json: bool,
+    config: Path | None,
     models_dir: Path | None,
 ) -> None:
     """Index the documents in FOLDER (PDF, EPUB, HTML, Markdown, text, DOCX).
@@ -60,10 +64,11 @@ def ingest(
       docqa ingest --remove ~/manuals/old-model.pdf
       docqa ingest ~/manuals --exclude 'drafts/' --exclude '*.txt'
       docqa ingest ~/manuals --json > report.json
+      docqa ingest ~/manuals --config ~/docqa.toml
     """
     from ingest.pipeline import check_folder, ingest_folder, remove_document
 
-    settings = settings_from(index_dir=index_dir, embedder=embedder, models_dir=models_dir)
+    settings = settings_from(config, index_dir=index_dir, embedder=embedder, models_dir=models_dir)
     for path in remove:
         found = remove_document(settings.index_dir, path)
         click.echo(f"{'removed' if found else 'not in the index'}: {path}", err=True)
