@@ -5,14 +5,16 @@ Builds an index of the expEYES-17 manual in English and Spanish with the default
 starts ``docqa ui`` on a free localhost port and drives Debian's chromium with playwright (no
 browser download): an English and a Spanish question get a streamed answer with a source page, an
 unrelated question is refused with the closest passages, an uploaded note becomes answerable, and
-once deleted it is no longer cited; last, the generator is switched in the sidebar to an
+once deleted it is no longer cited; then the generator is switched in the sidebar to an
 OpenAI-compatible server (a stand-in that streams a fixed, cited reply) to check the cited sentence
-is marked in the passage and on the page. A screenshot of each step is saved in
-``$DOCQA_SCREENSHOTS`` (default ``out/screenshots``).
+is marked in the passage and on the page; last, "Ask about this manual" in the Documents view
+starts a chat scoped to the Spanish manual, where an English question finds only its pages. A
+screenshot of each step is saved in ``$DOCQA_SCREENSHOTS`` (default ``out/screenshots``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -279,7 +281,9 @@ class _CitingServer(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_cited_sentence_is_marked_in_the_passage_and_on_the_page(page) -> None:
+@contextlib.contextmanager
+def _stand_in_generator(page) -> Iterator[None]:
+    """The sidebar's generator set to a ``_CitingServer`` running for the block."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CitingServer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -295,9 +299,14 @@ def test_a_cited_sentence_is_marked_in_the_passage_and_on_the_page(page) -> None
         model.fill("stand-in")
         model.press("Enter")
         _idle(page)
-        message, snapshots = _ask(page, "What voltage range is allowed on the inputs A1 and A2?")
+        yield
     finally:
         server.shutdown()
+
+
+def test_a_cited_sentence_is_marked_in_the_passage_and_on_the_page(page) -> None:
+    with _stand_in_generator(page):
+        message, snapshots = _ask(page, "What voltage range is allowed on the inputs A1 and A2?")
     assert len(snapshots) >= 2
     labels = _source_labels(message)
     assert "[1] eyes17/en/eyes17.pdf · page" in labels[0], labels
@@ -307,3 +316,21 @@ def test_a_cited_sentence_is_marked_in_the_passage_and_on_the_page(page) -> None
     assert message.locator("[data-testid='stImage'] img").count() == 1
     assert "openai:stand-in" in message.inner_text()
     _shoot(page, "08-cited-openai.png")
+
+
+def test_ask_about_this_manual_scopes_the_chat_to_it(page) -> None:
+    spanish = "eyes17/es/eyes17.pdf"
+    _view(page, "Documents")
+    page.get_by_test_id("stMainBlockContainer").get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name=spanish).click()
+    _idle(page)
+    page.get_by_role("button", name="Ask about this manual").click()
+    page.get_by_role("heading", name="Ask the manuals").wait_for()
+    _idle(page)
+    page.get_by_text(f"Answering only from {spanish}.").wait_for()
+    assert spanish in page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first.inner_text()
+    with _stand_in_generator(page):  # the English question would find English pages first
+        message, _ = _ask(page, "What voltage range is allowed on the inputs A1 and A2?", watch_stream=False)
+    labels = _source_labels(message)
+    assert labels and all(spanish in label for label in labels), labels
+    _shoot(page, "09-scoped-chat.png")
