@@ -147,3 +147,47 @@ def test_refusal_decides_on_the_scoped_passages(tmp_path, mixed, embedder):
     assert not engine.ask(question).refused
     answer = engine.ask(question, scope=Scope(documents=["other.pdf"]))
     assert answer.refused and answer.passages and {p.source for p in answer.passages} == {"other.pdf"}
+
+
+SPANISH = (
+    "Para medir un voltaje, conecte la sonda roja a la entrada A1 y lea el valor en voltios en la pantalla."
+)
+
+
+def test_scoped_retrieval_over_the_real_store_equals_an_index_of_only_the_scoped_files(tmp_path):
+    """The local store (SQLite + FAISS), mixed languages: a folder scope and a language scope."""
+    from ingest.pipeline import ingest_folder
+    from ingest.store import open_index
+    from tests.fakes import HashEmbedder
+
+    embedder = HashEmbedder()
+    docs = tmp_path / "docs"
+    (docs / "en").mkdir(parents=True)
+    (docs / "es").mkdir()
+    english = [
+        f"## Step {i}\n\nConnect the red probe to input A{i % 3} and read the volts.\n" for i in range(40)
+    ]
+    (docs / "en" / "guide.md").write_text("# Guide\n\n" + "\n".join(english), encoding="utf-8")
+    (docs / "es" / "guia.md").write_text(f"# Guía\n\n{SPANISH}\n", encoding="utf-8")
+    settings = Settings(
+        index_dir=tmp_path / "index", models_dir=tmp_path / "m", chunk_tokens=32, chunk_overlap=0
+    )
+    ingest_folder(docs, settings.index_dir, embedder, settings)
+    only = Settings(index_dir=tmp_path / "only", models_dir=tmp_path / "m", chunk_tokens=32, chunk_overlap=0)
+    ingest_folder(docs / "es", only.index_dir, embedder, only)
+    question = "Connect the red probe to input A1 and read the volts."
+    with open_index(settings.index_dir) as index, open_index(only.index_dir) as alone:
+        expected = [
+            (p.chunk_id, p.dense_score) for p in retrieve(question, alone, embedder, k=3, dense_weight=1.0)
+        ]
+        for scope in (
+            Scope(folders=["es"]),
+            Scope(languages=["es"]),
+            Scope(documents=["guia.md"], languages=["es"]),
+        ):
+            got = retrieve(question, index, embedder, k=3, dense_weight=1.0, scope=scope)
+            assert [p.chunk_id for p in got] == [cid for cid, _ in expected], scope
+            assert [p.dense_score for p in got] == pytest.approx([s for _, s in expected])
+            assert {p.source for p in got} == {"es/guia.md"}
+        unscoped = retrieve(question, index, embedder, k=20, dense_weight=1.0)
+        assert all(p.source == "en/guide.md" for p in unscoped)  # a post-filter would find nothing
