@@ -80,7 +80,11 @@ def evaluate(
     """Measure retrieval and answers on a question set; write a table, results.json and report.html.
 
     QUESTIONS is a .jsonl or .csv file (question, and optional id, lang, answer, gold,
-    answerable) or a BEIR folder. See corpus/questions.jsonl for an example.
+    answerable, scope) or a BEIR folder. See corpus/questions.jsonl for an example. A scope
+    asks a question about some documents, folders or languages only:
+
+    \b
+      {"question": "What is PV1?", "scope": {"documents": ["eyes17.pdf"], "languages": ["es"]}}
 
     \b
     Example:
