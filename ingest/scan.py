@@ -65,6 +65,9 @@ def scan_folder(
             if entry.name.startswith("."):
                 continue
             rel = prefix + entry.name
+            if not _is_utf8(entry.name):
+                yield _bad_name(rel)
+                continue
             try:
                 info = os.stat(entry.path)
             except OSError as err:
@@ -147,6 +150,9 @@ def scan_files(
             except (ValueError, OSError):
                 yield Skipped(str(path), f"not inside {root}; copy it there first")
                 continue
+        if not _is_utf8(rel):
+            yield _bad_name(rel)
+            continue
         try:
             info = os.stat(full)
         except OSError as err:
@@ -205,6 +211,25 @@ def _suffixes(suffixes: Collection[str] | None) -> frozenset[str]:
 
 def _key(info: os.stat_result) -> tuple[int, int]:
     return info.st_dev, info.st_ino
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name read from the disk is valid UTF-8 (Python keeps bad bytes as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_name(rel: str) -> Skipped:
+    """Why a file or folder whose name is not UTF-8 is skipped (the catalog stores names as UTF-8).
+
+    >>> _bad_name("docs/bad-\\udcff.md").path
+    'docs/bad-\\\\xff.md'
+    """
+    shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return Skipped(shown, "its name is not valid UTF-8 (shown with \\x escapes); rename it")
 
 
 def _stat_failure(entry: os.DirEntry, err: OSError) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ingest.control import printable
 from ingest.records import IngestReport
 from rag.cli.common import index_option, models_dir_option, settings_from
 
@@ -109,7 +110,8 @@ def _summary(report: IngestReport, folder: Path, index_dir: Path) -> str:
     for title, items in (("skipped", report.skipped), ("warnings", report.warnings)):
         if items:
             lines.append(f"{title}:")
-            lines += [f"  {s.path}: {s.reason}" for s in items[:_MAX_LISTED]]
+            # a file's name can hold escape sequences a terminal would obey
+            lines += [f"  {printable(s.path)}: {printable(s.reason)}" for s in items[:_MAX_LISTED]]
             if len(items) > _MAX_LISTED:
                 lines.append(f"  ... and {len(items) - _MAX_LISTED} more (--json lists all)")
     return "\n".join(lines)

@@ -1,21 +1,29 @@
-"""Hostile text shapes found by the hostile corpus (issue 12), each a regression test.
+"""Hostile text and names found by the hostile corpus (issue 12), each a regression test.
 
 A Markdown heading line and a PDF line of dot leaders made regexes backtrack quadratically (a
 long line hung ingestion); a huge one-line section was tokenized whole (gigabytes of token
-offsets); a huge heading was stored again with every chunk of its section.
+offsets); a huge heading was stored again with every chunk of its section; a file name that is not UTF-8 stopped the whole
+run with a traceback (SQLite cannot store it), and names with escape sequences reached the terminal.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ingest.chunk import _PIECE_CHARS, chunk_sections
+from ingest.control import printable
 from ingest.load import load_file
 from ingest.load_markdown import markdown_sections
 from ingest.load_pdf import _is_leader_line, is_contents
-from ingest.records import Section
+from ingest.pipeline import ingest_folder
+from ingest.records import Section, Skipped
+from ingest.settings import Settings
+from ingest.store import open_index
+from rag.cli.ingest_cmd import _summary
 from tests.fakes import HashEmbedder
 
 SHA = "cd" * 32
@@ -94,3 +102,24 @@ def test_a_huge_heading_is_cut_once_at_load_time(tmp_path: Path) -> None:
     sections = load_file(path, "long-heading.md")
     assert sections and all(len(s.heading) <= 500 for s in sections)
     assert sections[0].heading.startswith("Title very") and sections[0].heading.endswith("…")
+
+
+def test_names_that_are_not_utf8_are_skipped_not_fatal(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    os.mkdir(os.fsencode(docs) + b"/bad-\xff-folder")
+    for name in (b"bad-\xff\xfe-name.md", b"bad-\xff-folder/inside.md"):
+        (Path(os.fsdecode(os.fsencode(docs) + b"/" + name))).write_text("# T\n\nText about volts.\n")
+    (docs / "evil\n\x1b[2J name.md").write_text("# T\n\nText about amperes.\n")
+    report = ingest_folder(docs, tmp_path / "ix", HashEmbedder(), Settings())
+    assert report.added == ("evil\n\x1b[2J name.md",)
+    assert {s.path: s.reason for s in report.skipped} == {
+        "bad-\\xff\\xfe-name.md": "its name is not valid UTF-8 (shown with \\x escapes); rename it",
+        "bad-\\xff-folder": "its name is not valid UTF-8 (shown with \\x escapes); rename it",
+    }
+    with open_index(tmp_path / "ix") as index:
+        assert [f.path for f in index.files()] == ["evil\n\x1b[2J name.md"]
+    printed = _summary(
+        replace(report, skipped=(*report.skipped, Skipped("\x1b]8;;x\x07a.pdf", "r"))), docs, docs
+    )
+    assert printed == printable(printed) and "]8;;xa.pdf: r" in printed
