@@ -11,6 +11,7 @@ person can act on; no library exception escapes. Files are read one at a time an
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,6 +56,8 @@ _PATH_SEPARATOR = " > "  # between a heading path's titles, in every loader
 _ANCHOR_SIGNS = "¶⁋❡🔗⚓\ufe0e\ufe0f"
 # ...these are, so they go only as a word of their own.
 _ANCHOR_WORDS = frozenset("#§")
+_SIGN_CHARS = _ANCHOR_WORDS | frozenset(_ANCHOR_SIGNS)
+_WORD = re.compile(r"\S+")
 _MIN_DETECT_CHARS = 200  # shorter sections take the document's language: too little to judge
 # Every chunk of a section stores its heading: a 20 MB heading line over a long body would be
 # stored once per chunk (gigabytes). Real heading paths are far shorter than this.
@@ -135,17 +138,15 @@ def _heading_without_anchors(heading: str) -> str:
 
 
 def _title_without_anchors(title: str) -> str:
-    text, previous = title, None
-    while text != previous:  # signs can follow one another: "Setup ¶ #"
-        previous = text
-        text = text.strip().strip(_ANCHOR_SIGNS).strip()
-        words = text.split(maxsplit=1)
-        if words and set(words[0]) <= _ANCHOR_WORDS:
-            text = words[1] if len(words) > 1 else ""
-        words = text.rsplit(maxsplit=1)
-        if words and set(words[-1]) <= _ANCHOR_WORDS:
-            text = words[0] if len(words) > 1 else ""
-    return text
+    """One title without the signs at its ends, in one pass (a hostile title can be long).
+
+    >>> _title_without_anchors("¶ # Setup¶ ⚓️ §")
+    'Setup'
+    """
+    words = [m.span() for m in _WORD.finditer(title) if not set(m.group()) <= _SIGN_CHARS]
+    if not words:
+        return ""
+    return title[words[0][0] : words[-1][1]].lstrip(_ANCHOR_SIGNS).rstrip(_ANCHOR_SIGNS)
 
 
 def _short_headings(sections: list[Section]) -> list[Section]:

@@ -254,3 +254,10 @@ def test_permalink_signs_leave_headings_but_not_words(tmp_path: Path, name: str,
         "FAQ > Is HackRF full-duplex? > Using C#",
     ]
     assert sections[1].text == "No, half-duplex."
+
+
+def test_a_heading_of_many_permalink_signs_is_cleaned_in_linear_time(tmp_path: Path):
+    """100,000 signs on each side: one pass (stripping a sign at a time would copy the title each time)."""
+    heading = "# " + "¶ # " * 100_000 + "Setup" + " § ⚓" * 100_000
+    sections = load_file(_write(tmp_path, "long.md", f"{heading}\n\nConnect the red wire.\n"), "long.md")
+    assert [s.heading for s in sections] == ["Setup"]
