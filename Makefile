@@ -12,7 +12,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# llama-cpp-python (in the dev extra) is compiled from source by pip. Portable x86-64 flags:
+# -march=native crashed in the first decode on an AMX/AVX-512 VM; tools, tests, server and the
+# multimodal library are left out. About 14 min on the busy 2-core VM, once: pip caches the
+# wheel, so later installs take seconds.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
+
 # torch 2.13.0 first: it is the CPU build on disk; an unpinned torch would pull CUDA (GBs).
+$(STAMP): export CMAKE_ARGS = $(LLAMA_CMAKE_ARGS)
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"

@@ -21,6 +21,7 @@ from ingest.errors import ConfigError
 
 APP_NAME = "docqa"
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
+GENERATOR_RUNTIMES = ("torch", "llama.cpp")
 
 
 def _user_dir(kind: str) -> Path:
@@ -41,6 +42,10 @@ class Settings:
     # Generator: a bundled name, a local transformers model folder, or "openai" for an
     # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).
     generator: str = "qwen2.5-coder-0.5b-instruct"
+    # How a bundled or local generator runs: "torch" (the safetensors folder in fp32; the fitted
+    # refusal decision was fitted on its probabilities) or "llama.cpp" (the folder's model.gguf,
+    # 4-bit, through llama-cpp-python: several times faster decoding; bench/bench_runtimes.py).
+    generator_runtime: str = "torch"
     # OpenAI-compatible server: base URL, model name, and the environment variable with the key.
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = ""
@@ -86,7 +91,7 @@ class Settings:
     max_new_tokens: int = 256
     # Answer language: "auto" (the question's) or a fixed code such as "en" or "es".
     answer_language: str = "auto"
-    # CPU threads for torch; 0 lets torch decide.
+    # CPU threads for torch and llama.cpp; 0 lets torch decide (llama.cpp: every core).
     threads: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +109,12 @@ class Settings:
             "embed_backend",
             self.embed_backend,
             f"use one of {', '.join(EMBED_BACKENDS)}",
+        )
+        _check(
+            self.generator_runtime in GENERATOR_RUNTIMES,
+            "generator_runtime",
+            self.generator_runtime,
+            f"use one of {', '.join(GENERATOR_RUNTIMES)}",
         )
         _check(1 <= self.top_k <= 50, "top_k", self.top_k, "use 1 to 50")
         _check(0.0 <= self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1")

@@ -56,6 +56,8 @@ class TransformersGenerator:
             keeps CPU prefill fast).
     """
 
+    runtime = "torch"
+
     def __init__(
         self, folder: str, *, name: str | None = None, threads: int = 0, context_window: int = 4096
     ) -> None:
@@ -209,8 +211,10 @@ def load_generator(settings: Settings) -> Generator:
 
     "openai" gives an ``OpenAIGenerator`` for ``settings.openai_base_url``, with the key from
     the environment variable ``settings.openai_api_key_env`` names ("": no key); a bundled name
-    (``docqa models list``) or a local transformers folder gives a ``TransformersGenerator``.
-    Raises ModelNotFound (with the fetch command) or GeneratorUnavailable.
+    (``docqa models list``) or a local transformers folder gives a ``TransformersGenerator``, or
+    with ``settings.generator_runtime`` "llama.cpp" a ``LlamaCppGenerator`` over the folder's
+    ``model.gguf``. Raises ModelNotFound (with the fetch command) or GeneratorUnavailable (also
+    when llama.cpp is asked for but not installed, or the folder has no GGUF: with the fix).
     """
     if settings.generator == "openai":
         from rag.openai_generator import OpenAIGenerator
@@ -226,4 +230,8 @@ def load_generator(settings: Settings) -> Generator:
             f"no generator {settings.generator!r}: give a bundled name ('docqa models list'), a "
             "transformers model folder, or 'openai'"
         )
+    if settings.generator_runtime == "llama.cpp":
+        from rag.llamacpp_generator import LlamaCppGenerator
+
+        return LlamaCppGenerator(folder, threads=settings.threads)
     return TransformersGenerator(folder, threads=settings.threads)

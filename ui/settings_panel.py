@@ -3,9 +3,10 @@
 The user can set the number of passages, the generator (the bundled default, the bundled quality
 model when it is fetched, or an OpenAI-compatible server with its base URL and model; a base URL typed here
 is sent no API key, which belongs to the configured server only) and the answer language (auto,
-English, Spanish). The result is a new frozen ``Settings``; nothing global
-is changed, so each browser session has its own choices. The sidebar also offers the feedback
-votes as a question set for ``docqa eval``.
+English, Spanish). The runtime a local generator runs on (``generator_runtime``) is shown, not
+changed. The result is a new frozen ``Settings``; nothing global is changed, so each browser
+session has its own choices. The sidebar also offers the feedback votes as a question set for
+``docqa eval``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def generator_choices(base: Settings) -> dict[str, str]:
     return choices
 
 
+def runtime_label(runtime: str) -> str:
+    """How a local generator runs, in words.
+
+    >>> runtime_label("llama.cpp")
+    'llama.cpp, 4-bit GGUF'
+    """
+    return {"torch": "torch, fp32", "llama.cpp": "llama.cpp, 4-bit GGUF"}.get(runtime, runtime)
+
+
 def render_sidebar(base: Settings) -> tuple[str, Settings]:
     """Draw the view switch and the settings; return the chosen view and the session's settings.
 
@@ -64,6 +74,8 @@ def render_sidebar(base: Settings) -> tuple[str, Settings]:
         key="generator",
     )
     changes = {"top_k": top_k, "answer_language": language, "generator": generator}
+    if generator != OPENAI:
+        sidebar.caption(f"Runtime: {runtime_label(base.generator_runtime)} (setting `generator_runtime`)")
     if QUALITY_GENERATOR not in choices:
         sidebar.caption(f"Better answers: `docqa models fetch {QUALITY_GENERATOR}`, then reload.")
     if generator == OPENAI:

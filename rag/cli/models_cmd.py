@@ -44,27 +44,37 @@ def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, mode
     target = _dir(models_dir)
     chosen = names or tuple(spec.name for spec in registry.BUNDLED.values() if spec.default or fetch_all)
     for name in chosen:
-        already = registry.is_fetched(name, target)
-        path = provision.fetch(
-            name, target, find_links=find_links, progress=lambda msg: click.echo(msg, err=True)
-        )
-        click.echo(f"{name}: {'already there' if already else 'fetched'} at {path}")
+        steps: list[str] = []  # none when the model was already complete
+
+        def progress(message: str, steps: list[str] = steps) -> None:
+            steps.append(message)
+            click.echo(message, err=True)
+
+        path = provision.fetch(name, target, find_links=find_links, progress=progress)
+        click.echo(f"{name}: {'fetched' if steps else 'already there'} at {path}")
 
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @models_dir_option
 def list_(as_json: bool, models_dir: Path | None) -> None:
-    """Show each bundled model: role, size, licence, path, fetched or not."""
-    rows = registry.list_models(_dir(models_dir))
+    """Show each bundled model: role, size, licence, path, fetched or not, and the runtime
+    generators run on (the setting generator_runtime: torch or llama.cpp)."""
+    settings = settings_from(models_dir=models_dir)
+    rows = registry.list_models(settings.models_dir)
     if as_json:
-        click.echo(json.dumps([_row(s) for s in rows], indent=1))
+        runtime = {"generator_runtime": settings.generator_runtime}
+        click.echo(json.dumps([_row(s) | (runtime if s.role == "generator" else {}) for s in rows], indent=1))
         return
     for s in rows:
         mark = "fetched" if s.fetched else "missing"
         size = f"{s.size_bytes / 1e6:,.0f} MB" if s.fetched else "-"
         default = "default" if s.default else "optional"
         click.echo(f"{s.name:30} {s.role:9} {default:8} {mark:7} {size:>9}  {s.licence:20} {s.path}")
+    click.echo(
+        f"generators run on {settings.generator_runtime} (generator_runtime: torch, or llama.cpp "
+        f"for the folders' {registry.GGUF_FILE})"
+    )
 
 
 @models.command()

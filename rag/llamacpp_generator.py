@@ -1,0 +1,235 @@
+"""The bundled generators' 4-bit GGUF weights run as they are, through llama.cpp, on the CPU.
+
+``LlamaCppGenerator`` implements ``rag.generate.Generator`` and the engine's refusal probe
+(``continuation_probability``) over a model folder's ``model.gguf`` (kept there by
+``docqa models fetch``). The prompt's token ids come from the folder's own transformers
+tokenizer and chat template, exactly as ``TransformersGenerator`` builds them, and are fed to
+llama.cpp as ids: both runtimes see the same tokens. Decoding is greedy (argmax) here, in Python,
+one llama.cpp step per token.
+
+One llama.cpp context holds one sequence: each call keeps what the previous one left in the KV
+cache up to the longest common token prefix and prefills only the rest (docqa's rules and worked
+examples open every prompt), and a lock serialises callers (the Streamlit app's threads). It
+does not sample, batch several questions, or run on a GPU.
+
+Needs ``llama-cpp-python`` (built from source; see the README and the Makefile's
+``LLAMA_CMAKE_ARGS``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ingest.errors import GeneratorUnavailable
+from ingest.records import Message
+from ingest.registry import GGUF_FILE
+
+INSTALL_HINT = (
+    "run 'make setup' (builds llama-cpp-python 0.3.36 from source with portable flags, about "
+    "15 min on 2 cores), or pip install llama-cpp-python==0.3.36 diskcache with the Makefile's "
+    'LLAMA_CMAKE_ARGS as CMAKE_ARGS; or set generator_runtime = "torch"'
+)
+
+
+class LlamaCppGenerator:
+    """A model folder's ``model.gguf`` through llama.cpp, greedy decoding, on the CPU.
+
+    Args:
+        folder: a generator folder holding ``model.gguf`` and the transformers tokenizer files
+            (a bundled Qwen2.5 after ``docqa models fetch``).
+        name: shown in answers; defaults to the folder name (as ``TransformersGenerator``, so the
+            fitted refusal decision for the model is found).
+        threads: CPU threads for prefill and decoding (0: every core).
+        context_window: cap on prompt + answer tokens, also the KV cache's size.
+    """
+
+    runtime = "llama.cpp"
+
+    def __init__(
+        self, folder: str, *, name: str | None = None, threads: int = 0, context_window: int = 4096
+    ) -> None:
+        gguf = Path(folder) / GGUF_FILE
+        if not gguf.is_file():
+            raise GeneratorUnavailable(
+                f"{folder} has no {GGUF_FILE} for llama.cpp; run 'docqa models fetch "
+                f"{Path(folder).name}' (adds it to a folder fetched before), or set "
+                'generator_runtime = "torch"'
+            )
+        Llama = _import_llama()
+        from transformers import AutoTokenizer
+
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise GeneratorUnavailable(
+                f"cannot load generator {folder}: {err}; run 'docqa models verify'"
+            ) from None
+        self.context_window = min(context_window, int(config.get("max_position_embeddings", context_window)))
+        threads = threads or os.cpu_count() or 1
+        try:
+            self._llm = Llama(
+                model_path=str(gguf),
+                n_ctx=self.context_window,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (OSError, ValueError, RuntimeError) as err:
+            raise GeneratorUnavailable(
+                f"llama.cpp cannot load {gguf}: {err}; run 'docqa models verify'"
+            ) from None
+        self.name = name or Path(folder).name
+        stops = {self._tokenizer.eos_token_id, self._tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        stops.add(self._llm.token_eos())
+        self._stops = frozenset(t for t in stops if isinstance(t, int) and t >= 0)
+        self._lock = threading.Lock()
+        self._logits: np.ndarray | None = None  # next-token logits after the KV's first _logits_n
+        self._logits_n = -1
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, messages: Sequence[Message], *, generation_prompt: bool = True) -> list[int]:
+        """Token ids of the chat-formatted prompt: the same as ``TransformersGenerator.prompt_ids``."""
+        return list(
+            self._tokenizer.apply_chat_template(
+                [{"role": m.role, "content": m.content} for m in messages],
+                add_generation_prompt=generation_prompt,
+                return_dict=True,
+            )["input_ids"]
+        )
+
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+        """Yield the answer's text as it is decoded, whole UTF-8 characters only.
+
+        Holds the model until the answer ends or the iterator is closed.
+        """
+        ids = self.prompt_ids(messages)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with self._lock:
+            sequence = list(ids)
+            for _ in range(max_new_tokens):
+                if len(sequence) >= self.context_window:
+                    break
+                token = int(np.argmax(self._next_logits(sequence)))
+                if token in self._stops:
+                    break
+                sequence.append(token)
+                piece = decoder.decode(self._llm.detokenize([token]))
+                if piece:
+                    yield piece
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+
+    def continuation_probability(self, messages: Sequence[Message], text: str) -> float:
+        """The model's probability that its answer to ``messages`` starts with ``text``.
+
+        The prompt's uncached tokens are prefilled and kept (a ``stream`` of the same messages
+        right afterwards starts decoding at once); ``text``'s tokens go through one more batch
+        whose logits are read for every position, then are dropped from the cache.
+        """
+        wanted = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not wanted:
+            return 1.0
+        ids = self.prompt_ids(messages)
+        with self._lock:
+            if len(ids) + len(wanted) > self.context_window:
+                raise GeneratorUnavailable(
+                    f"prompt of {len(ids)} tokens does not fit the context window ({self.context_window})"
+                )
+            rows = [self._next_logits(ids)]
+            rows.extend(self._logits_of_batch(wanted[:-1], len(ids)))
+        return math.exp(sum(_log_softmax(row)[token] for row, token in zip(rows, wanted, strict=True)))
+
+    def _next_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits of the token after ``ids``, leaving the KV cache holding exactly ``ids``.
+
+        Reuses the longest common prefix with what the cache holds, and the logits last read
+        when they are for ``ids`` (caller holds the lock).
+        """
+        llm = self._llm
+        if not ids:
+            raise GeneratorUnavailable("empty prompt")
+        if len(ids) > self.context_window:
+            raise GeneratorUnavailable(
+                f"prompt of {len(ids)} tokens does not fit the context window ({self.context_window})"
+            )
+        same = _common_prefix(llm.input_ids[: llm.n_tokens], ids)
+        if same >= len(ids) and self._logits_n == len(ids) and self._logits is not None:
+            llm.n_tokens = len(ids)  # the cells after it are removed by the next eval
+            return self._logits
+        start = min(same, len(ids) - 1)  # at least one token goes in, for its logits
+        llm.n_tokens = start
+        self._logits_n = -1
+        llm.eval(ids[start:])
+        self._logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm._n_vocab,)).copy()
+        self._logits_n = len(ids)
+        return self._logits
+
+    def _logits_of_batch(self, tokens: Sequence[int], position: int) -> list[np.ndarray]:
+        """Next-token logits after each of ``tokens`` placed at ``position`` on; the KV cache's
+        token count is left unchanged, so they are dropped by the next eval."""
+        llm = self._llm
+        rows: list[np.ndarray] = []
+        for i in range(0, len(tokens), llm.n_batch):
+            chunk = list(tokens[i : i + llm.n_batch])
+            llm._batch.set_batch(batch=chunk, n_past=position + i, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), llm._n_vocab))
+            rows.extend(np.array(block))
+        return rows
+
+
+def _import_llama():
+    """``llama_cpp.Llama``, its OpenMP threads made to sleep rather than spin while they wait.
+
+    llama.cpp meets its threads at a barrier after every operation, hundreds of times a token.
+    libgomp's default is to spin there; when another process holds one of two cores the spinning
+    thread starves the one it waits for: decoding measured 0.9 tokens/s instead of 6.3 on this
+    project's busy 2-core VM. libgomp reads OMP_WAIT_POLICY once, when llama.cpp's library loads
+    it, so the variable is set for that import only (a value the user set is kept).
+    """
+    before = os.environ.get("OMP_WAIT_POLICY")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise GeneratorUnavailable(
+            f"generator_runtime 'llama.cpp' needs the llama-cpp-python package: {INSTALL_HINT}"
+        ) from None
+    finally:
+        if before is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    return Llama
+
+
+def _common_prefix(cached: np.ndarray, ids: Sequence[int]) -> int:
+    """How many leading tokens ``cached`` and ``ids`` share.
+
+    >>> _common_prefix(np.array([1, 2, 3, 4]), [1, 2, 9])
+    2
+    """
+    n = min(len(cached), len(ids))
+    differ = np.flatnonzero(cached[:n] != np.asarray(ids[:n], dtype=cached.dtype))
+    return int(differ[0]) if differ.size else n
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """``log(softmax(logits))`` in float64.
+
+    >>> [round(float(x), 4) for x in _log_softmax(np.array([0.0, 0.0]))]
+    [-0.6931, -0.6931]
+    """
+    x = logits.astype(np.float64)
+    x = x - x.max()
+    return x - math.log(float(np.exp(x).sum()))
