@@ -46,6 +46,11 @@ class IndexBusy(DocqaError):
     """Another process is writing the index."""
 
 
+class IndexUnavailable(DocqaError):
+    """The index cannot be read or written now (disk full, read-only folder, file-size limit);
+    unlike ``IndexCorrupt``, what it holds is intact."""
+
+
 class EmbedderMismatch(DocqaError):
     """The index was built with another embedder than the one asked for."""
 

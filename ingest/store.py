@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,12 @@ import numpy as np
 from ingest import catalog
 from ingest.catalog import FileInfo, FileState, FileUpdate
 from ingest.embedders import check_embedder
-from ingest.errors import IndexBusy, IndexCorrupt, IndexNotFound
+from ingest.errors import IndexBusy, IndexCorrupt, IndexNotFound, IndexUnavailable
 from ingest.layout import (
     CATALOG,
     FORMAT,
     LOCK,
+    MANIFEST,
     VECTORS,
     has_index,
     read_manifest,
@@ -96,6 +98,11 @@ def open_index(
             meta = {"format": str(FORMAT), "embedder": embedder_name, "dim": str(dim), "normalized": "true"}
             catalog.write_meta(conn, meta)
     except sqlite3.DatabaseError as err:
+        if not _is_corrupt(err):  # a full disk is no reason to delete the index
+            raise IndexUnavailable(
+                f"cannot open the index at {index_dir} ({err}): is the disk full or the folder "
+                "read-only? Nothing was changed; fix that and run again"
+            ) from None
         raise IndexCorrupt(
             f"index at {index_dir} is damaged ({err}); delete it and run "
             f"'docqa ingest FOLDER --index {index_dir}' again"
@@ -113,6 +120,32 @@ def open_index(
         conn.close()
         raise
     return Index(index_dir, conn, built, built_dim, ann_threshold)
+
+
+def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file damaged (or not a catalog), rather than failing to read or
+    write it (a full disk, a read-only folder, a file-size limit: SQLITE_IOERR, SQLITE_FULL...)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+@contextmanager
+def _writing(index_dir: Path, what: str) -> Iterator[None]:
+    """Turn a write that failed for want of room or rights into ``IndexUnavailable``
+    (constraint errors, which the writer handles, pass through).
+
+    The catalog's transaction is rolled back and a half-written FAISS file is never renamed
+    into place, so the index keeps what it held before; the message says so.
+    """
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError, RuntimeError) as err:  # RuntimeError: FAISS's write
+        if isinstance(err, sqlite3.OperationalError) and _is_corrupt(err):
+            raise
+        raise IndexUnavailable(
+            f"could not write {what} in {index_dir} ({err}): is the disk full or the folder read-only? "
+            "What was indexed before is kept; free some space and run again"
+        ) from None
 
 
 def check_index(index_dir: Path, embedder_name: str | None) -> None:
@@ -222,7 +255,7 @@ class Index:
 
     def set_meta(self, key: str, value: str) -> None:
         """Record ``key = value`` in the catalog (its own transaction)."""
-        with self._lock:
+        with self._lock, _writing(self.path, CATALOG):
             self.begin_write()
             catalog.write_meta(self._conn, {key: value})
 
@@ -259,7 +292,8 @@ class Index:
         with self._lock:
             self.begin_write()
             self._sync()
-            removed, added = catalog.apply(self._conn, updates)
+            with _writing(self.path, CATALOG):
+                removed, added = catalog.apply(self._conn, updates)
             self._vectors.remove(removed)
             vectors = [u.vectors for u in updates if u.chunks]
             if added:
@@ -271,7 +305,8 @@ class Index:
         with self._lock:
             self.begin_write()
             self._sync()
-            removed = catalog.remove(self._conn, root, path)
+            with _writing(self.path, CATALOG):
+                removed = catalog.remove(self._conn, root, path)
             if removed is None:
                 return False
             self._vectors.remove(removed)
@@ -283,7 +318,8 @@ class Index:
         with self._lock:
             self.begin_write()
             self._sync()
-            catalog.move(self._conn, root, old, new, size, mtime)
+            with _writing(self.path, CATALOG):
+                catalog.move(self._conn, root, old, new, size, mtime)
             self._vectors_version = catalog.read_version(self._conn)
 
     def commit(self) -> None:
@@ -303,7 +339,8 @@ class Index:
                 self._rebuild(fit=True)
             elif self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
                 return
-            self._vectors.save(self.path / VECTORS)
+            with _writing(self.path, VECTORS):
+                self._vectors.save(self.path / VECTORS)
             old = {k: v for k, v in self.manifest.items() if k not in ("nlist", "nprobe", "trained_for")}
             manifest = old | {
                 "format": FORMAT,
@@ -314,7 +351,8 @@ class Index:
                 "catalog_version": self._vectors_version,
                 "chunks": self._vectors.count(),
             }
-            write_manifest(self.path, manifest)
+            with _writing(self.path, MANIFEST):
+                write_manifest(self.path, manifest)
             self._saved_version = self._vectors_version
 
     def close(self) -> None:

@@ -102,10 +102,18 @@ class FlatVectors:
         return int(self._index.ntotal)
 
     def save(self, path: Path) -> None:
-        """Write to a temporary file beside ``path``, flush it to disk, then rename it into place."""
+        """Write to a temporary file beside ``path``, flush it to disk, then rename it into place.
+
+        FAISS writes through a Python file object: given a file name, it ignores a failed final
+        flush, and a full disk left a truncated file renamed into place; Python raises OSError.
+        """
         import faiss
 
-        atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as file:
+                faiss.write_index(self._index, faiss.PyCallbackIOWriter(file.write))
+
+        atomic_write(path, write)
 
 
 class IVFVectors(FlatVectors):
