@@ -12,6 +12,8 @@ import re
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from ingest.errors import ModelError
+
 LANGUAGES = ("en", "es", "fr", "de", "it", "pt")
 """Codes ``detect_language`` can return, besides "und"."""
 
@@ -142,8 +144,18 @@ _SPANISH_MARKS = set("¿¡ñÑ")
 
 @functools.lru_cache(maxsize=1)
 def _identifier() -> LanguageIdentifier:
-    """Load the model once (about half a second) and restrict it to ``LANGUAGES``."""
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    """Load the model once (about half a second) and restrict it to ``LANGUAGES``.
+
+    Raises:
+        ModelError: the temporary folder, where py3langid unpacks its model, is full or read-only.
+    """
+    try:
+        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    except OSError as err:  # else a full temporary folder stops ingestion with a traceback
+        raise ModelError(
+            f"cannot unpack the language model into the temporary folder ({err}); "
+            "free some space there or set TMPDIR to another folder"
+        ) from None
     identifier.set_languages(list(LANGUAGES))
     return identifier
 

@@ -94,3 +94,21 @@ def test_failed_writes_leave_the_index_usable_and_are_not_called_damage(tmp_path
     ingest_folder(docs, index, HashEmbedder(), Settings())
     ingest_folder(docs, fresh, HashEmbedder(), Settings())
     assert _chunks(index) == _chunks(fresh)
+
+
+def test_a_full_temporary_folder_is_one_clean_error(tmp_path: Path) -> None:
+    # py3langid unpacks its 68 MB model into the temporary folder on first use (a 4 MB limit fits
+    # the new index, not that); ingestion used to stop there with an OSError traceback.
+    (tmp_path / "docs").mkdir()
+    _write(tmp_path / "docs" / "a.txt", 1)
+    child = _CHILD.replace('detect_language("the language model', '("the language model')
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "docs"), str(tmp_path / "ix"), str(4 << 20)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    kind, message = json.loads(done.stdout)
+    assert kind == "ModelError" and "temporary folder" in message and "TMPDIR" in message
