@@ -171,7 +171,10 @@ class LlamaCppGenerator:
         start = min(same, len(ids) - 1)  # at least one token goes in, for its logits
         llm.n_tokens = start
         self._logits_n = -1
-        llm.eval(ids[start:])
+        try:
+            llm.eval(ids[start:])
+        except RuntimeError as err:  # llama_decode failed (out of memory, a full cache)
+            raise GeneratorUnavailable(f"llama.cpp could not run the prompt: {err}") from err
         self._logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm._n_vocab,)).copy()
         self._logits_n = len(ids)
         return self._logits
@@ -184,7 +187,10 @@ class LlamaCppGenerator:
         for i in range(0, len(tokens), llm.n_batch):
             chunk = list(tokens[i : i + llm.n_batch])
             llm._batch.set_batch(batch=chunk, n_past=position + i, logits_all=True)
-            llm._ctx.decode(llm._batch)
+            try:
+                llm._ctx.decode(llm._batch)
+            except RuntimeError as err:
+                raise GeneratorUnavailable(f"llama.cpp could not score the text: {err}") from err
             block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), llm._n_vocab))
             rows.extend(np.array(block))
         return rows
