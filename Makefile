@@ -15,7 +15,8 @@ $(BIN)/python:
 # llama-cpp-python (in the dev extra) is compiled from source by pip. Portable x86-64 flags:
 # -march=native crashed in the first decode on an AMX/AVX-512 VM; tools, tests, server and the
 # multimodal library are left out. About 14 min on the busy 2-core VM, once: pip caches the
-# wheel, so later installs take seconds.
+# wheel, so later installs take seconds. That cache does not know the flags: after changing
+# them, reinstall with CMAKE_ARGS set and pip's --no-cache-dir --force-reinstall.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
 	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
