@@ -20,6 +20,7 @@ Nothing in the decision is chosen on the product it is scored on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["build", "signals", "fit", "e2e"])
+    parser.add_argument("step", choices=["build", "signals", "fit", "e2e", "score"])
     parser.add_argument("--work", default="/work/lopo", help="documents, indexes, signals and runs")
     parser.add_argument("--limit", type=int, default=None, help="first N questions per kind (a quick look)")
     parser.add_argument("--products", default=",".join(lopo_data.PRODUCTS))
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     products = [p for p in args.products.split(",") if p]
-    {"build": _build, "signals": _signals, "fit": _fit, "e2e": _e2e}[args.step](work, args, products)
+    steps = {"build": _build, "signals": _signals, "fit": _fit, "e2e": _e2e, "score": _score}
+    steps[args.step](work, args, products)
 
 
 def _settings(work: Path, index: str = "index-all"):
@@ -106,6 +108,7 @@ def _signals(work: Path, args, products) -> None:
     path = work / "signals.jsonl"
     done = {json.loads(line)["key"] for line in path.open()} if path.is_file() else set()
     questions = [q for q in _selected(args, products) if _key(q) not in done]
+    questions = _round_robin(questions)  # every kind, product and language early: a fit needs all
     engines = _engines(work, sorted({q.index for q in questions}), _models(work), refusal_model=None)
     start = time.perf_counter()
     with path.open("a", encoding="utf-8") as out:
@@ -144,6 +147,19 @@ def _signals(work: Path, args, products) -> None:
             if i % 20 == 0 or i == len(questions):
                 rate = i / (time.perf_counter() - start)
                 print(f"signals {i}/{len(questions)} ({rate:.2f}/s)", file=sys.stderr, flush=True)
+
+
+def _round_robin(questions: list[lopo_data.DevQuestion]) -> list[lopo_data.DevQuestion]:
+    """The questions interleaved across (kind, product, language) groups, each group in order."""
+    groups: dict[tuple[str, str, str], list] = defaultdict(list)
+    for q in questions:
+        groups[q.kind, q.product, q.lang].append(q)
+    out = []
+    while any(groups.values()):
+        for group in groups.values():
+            if group:
+                out.append(group.pop(0))
+    return out
 
 
 def _key(q: lopo_data.DevQuestion) -> str:
@@ -200,6 +216,8 @@ def _fit(work: Path, args, products) -> None:
     (RESULTS / "eval_lopo-fit.json").write_text(json.dumps(report, indent=1) + "\n")
     _print_refusal_table(table)
     _plot_refusal_table(table, RESULTS / "eval_lopo-fit.png")
+    columns = ("answerable", "answered", "unanswerable", "refused")
+    _markdown(table, columns, work / "fit-table.md")
     if not args.no_write_model:
         (ROOT / "rag" / "refusal_models.json").write_text(
             json.dumps({"models": [shipped.as_dict()]}, indent=1, ensure_ascii=False) + "\n"
@@ -249,6 +267,17 @@ def _share(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
+def _markdown(table: dict, columns: tuple[str, ...], path: Path) -> None:
+    """``table`` (row name -> metric -> value) as a Markdown table in ``path``, for the READMEs."""
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, cells in table.items():
+        values = [
+            _fmt(cells.get(c)) if isinstance(cells.get(c), float) else str(cells.get(c, "")) for c in columns
+        ]
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _print_refusal_table(table: dict) -> None:
     print(f"{'product/lang':<26}{'answerable':>11}{'answered':>10}{'unanswerable':>14}{'refused':>9}")
     for name, cell in table.items():
@@ -290,24 +319,23 @@ def _fmt(value) -> str:
 
 
 def _e2e(work: Path, args, products) -> None:
-    """docqa eval with generation, per held-out product, with that fold's decision."""
+    """docqa eval with generation over the questions, every answer decoded (no refusal gate).
+
+    The refusal decision comes before decoding and does not change the prompt, so a fold's
+    engine answers exactly the decoded answer where its decision lets the question through and
+    the refusal sentence where it does not: ``score`` applies each held-out product's decision to
+    these runs. Decoding everything once lets the runs start before the decision is fitted.
+    """
     from rag.evaluate import evaluate
     from rag.evaluate.questions import load_questions
-    from rag.evaluate.summary import summarize
-    from rag.refusal import load_refusal_model
 
-    fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
     questions = _selected(args, products)
-    by_product: dict[str, list] = defaultdict(list)
-    summaries = {}
     models = _models(work)
     for held in products:
-        fold_file = work / f"refusal-{held}.json"
-        fold_file.write_text(json.dumps({"models": [fit["folds"][held]]}))
-        model = load_refusal_model(fit["folds"][held]["embedder"], fit["folds"][held]["generator"], fold_file)
         mine = [q for q in questions if q.product == held]
-        engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=model)
+        engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=None)
         for index_name, engine in engines.items():
+            engine.settings = engine.settings.replace(min_relevance=0.0)  # decided in ``score``
             subset = [q for q in mine if q.index == index_name]
             qfile = work / "questions" / f"{held}-{index_name}.jsonl"
             qfile.parent.mkdir(exist_ok=True)
@@ -317,19 +345,122 @@ def _e2e(work: Path, args, products) -> None:
                 engine,
                 out_dir=work / "runs" / f"{held}-{index_name}",
                 k=10,
-                describe={"product": held, "index": index_name, "refusal_model": fit["folds"][held]},
+                describe={"product": held, "index": index_name, "refusal": "decided in score"},
             )
-            by_product[held].extend(run.results)
+            print(f"{held} {index_name}: {_brief(run.summary['all'])}", file=sys.stderr, flush=True)
             engine.close()
-        summaries[held] = summarize(by_product[held])
-        print(json.dumps({held: summaries[held].get("all")}, indent=1, default=str), flush=True)
-    everything = [r for rs in by_product.values() for r in rs]
+
+
+def _score(work: Path, args, products) -> None:
+    """Each held-out product's runs with the decision fitted without it -> the e2e figures."""
+
+    from ingest.records import Answer
+    from rag.evaluate.questions import load_questions
+    from rag.evaluate.results import QuestionResult
+    from rag.evaluate.score import score_question
+    from rag.evaluate.summary import summarize
+    from rag.refusal import RefusalModel, RefusalSignals, refusal
+
+    fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
+    fields = {f.name for f in dataclasses.fields(RefusalModel)}
+    signals = {r["key"]: r for r in _rows(work)}
+    questions = {q.id: q for q in _selected(args, products)}
+    by_product: dict[str, list] = defaultdict(list)
+    summaries, missing = {}, 0
+    for held in products:
+        entry = fit["folds"][held]
+        model = RefusalModel(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
+        )
+        for run_dir in sorted((work / "runs").glob(f"{held}-index-*")):
+            asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl")}
+            for line in (run_dir / "results.jsonl").open(encoding="utf-8"):
+                result = QuestionResult.from_json(json.loads(line))
+                dev = questions.get(result.id)
+                row = signals.get(_key(dev)) if dev else None
+                if row is None:
+                    missing += 1
+                    continue
+                seen = RefusalSignals(
+                    row["relevance"], row["overlap"], row["probability"], row["answer_lang"]
+                )
+                if model.refuses(seen) and not result.answer.refused:
+                    result = _refused(
+                        result, asked[result.id], refusal(row["answer_lang"]), score_question, Answer
+                    )
+                by_product[held].append((dev.kind, result))
+        summaries[held] = summarize([r for _, r in by_product[held]])
+    everything = [pair for pairs in by_product.values() for pair in pairs]
     report = {
         "command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
+        "questions": len(everything),
+        "left_out_without_signals": missing,
         "per_product": summaries,
-        "all": summarize(everything),
+        "across_products": _across(summaries),
+        "by_kind": {
+            kind: summarize([r for k, r in everything if k == kind])["all"]
+            for kind in sorted({k for k, _ in everything})
+        },
+        "all": summarize([r for _, r in everything]),
     }
     (RESULTS / "eval_lopo-e2e.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    _print_e2e(report)
+    rows = {f"{p}/{scope}": cells for p, s in report["per_product"].items() for scope, cells in s.items()}
+    rows |= report["across_products"] | {f"kind: {k}": v for k, v in report["by_kind"].items()}
+    _markdown(rows, ("n", *HEADLINE, "latency_p50"), work / "e2e-table.md")
+
+
+def _refused(result, question, text: str, score_question, answer_type):
+    """``result`` as the engine would have scored it had it refused (retrieval unchanged)."""
+    from ingest.lang import detect_language
+
+    answer = answer_type(result.question, text, refused=True, lang=question.lang or "en")
+    rescored = score_question(
+        question, [], k=10, latency_s=result.latency_s, answer=answer, detect=detect_language
+    )
+    retrieval = {k: v for k, v in result.scores.items() if k in RETRIEVAL_SCORES or k.startswith("recall@")}
+    return dataclasses.replace(
+        rescored,
+        retrieved=result.retrieved,
+        gold_rank=result.gold_rank,
+        scores={**rescored.scores, **retrieval},
+    )
+
+
+RETRIEVAL_SCORES = ("hit@1", "hit@5", "hit@10", "mrr", "ndcg@10")
+
+
+HEADLINE = ("false_refusal", "refusal_recall", "citation_hit", "lang_match", "f1", "hit@5", "ndcg@10")
+
+
+def _brief(summary: dict) -> str:
+    return ", ".join(f"{m} {_fmt(summary.get(m))}" for m in (*HEADLINE, "latency_p50"))
+
+
+def _across(summaries: dict[str, dict]) -> dict:
+    """Mean and worst over held-out products, per language scope (worst false_refusal = highest)."""
+    out: dict[str, dict] = {}
+    for scope in ("all", "en", "es"):
+        cells = [s[scope] for s in summaries.values() if scope in s]
+        for metric in (*HEADLINE, "latency_p50", "latency_p95"):
+            values = [c[metric] for c in cells if c.get(metric) is not None]
+            if not values:
+                continue
+            worst = max(values) if metric == "false_refusal" or metric.startswith("latency") else min(values)
+            out.setdefault(f"mean/{scope}", {})[metric] = sum(values) / len(values)
+            out.setdefault(f"worst/{scope}", {})[metric] = worst
+    return out
+
+
+def _print_e2e(report: dict) -> None:
+    rows = {f"{p}/{scope}": cells for p, s in report["per_product"].items() for scope, cells in s.items()}
+    rows |= report["across_products"]
+    rows |= {f"kind:{k}": v for k, v in report["by_kind"].items()}
+    header = f"{'':<24}{'n':>5}" + "".join(f"{m:>15}" for m in (*HEADLINE, "latency_p50"))
+    print(header)
+    for name, cells in rows.items():
+        line = f"{name:<24}{cells.get('n', ''):>5}"
+        print(line + "".join(f"{_fmt(cells.get(m)):>15}" for m in (*HEADLINE, "latency_p50")))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.refusal import RefusalModel, RefusalSignals, load_refusal_model, overlap
+from rag.refusal import FEATURES, RefusalModel, RefusalSignals, load_refusal_model, overlap
 from rag.refusal_fit import fit_refusal_model
 
 
@@ -78,6 +78,13 @@ def test_stored_model_round_trips_and_matches_by_names(tmp_path: Path):
     stale = model.as_dict() | {"features": ["relevance"]}
     path.write_text(json.dumps({"models": [stale]}))
     assert load_refusal_model("emb", "gen", path) is None  # fitted on other features
+
+
+def test_shipped_models_use_this_versions_features():
+    shipped = Path(__file__).resolve().parents[2] / "rag" / "refusal_models.json"
+    for entry in json.loads(shipped.read_text())["models"]:
+        assert entry["features"] == list(FEATURES)
+        assert load_refusal_model(entry["embedder"], entry["generator"]) is not None
 
 
 def test_overlap_counts_question_words_in_the_passages():
