@@ -36,118 +36,302 @@ OUT = Path(__file__).resolve().parent / "data"
 # ---------------------------------------------------------------------------------------------
 UNANSWERABLE: list[tuple[str, str, str, list[str], str]] = [
     # Python 3.11 FAQ (en)
-    ("python", "en", "Does the Python Software Foundation offer a paid phone hotline for technical support?",
-     [r"phone", r"hotline", r"commercial support|support contract|paid support"],
-     "the PSF entry describes the foundation only; help is mailing lists/newsgroups, no phone support"),
-    ("python", "en", "Is there an official Python 3.11 app for the iPhone or iPad in the App Store?",
-     [r"\biOS\b", r"iPhone", r"iPad", r"app store"], ""),
-    ("python", "en", "Can I install Python 3.11 on my Android phone, and which app should I use?",
-     [r"Android", r"phone"], ""),
-    ("python", "en", "Which web framework, Django or Flask, does Guido van Rossum personally recommend?",
-     [r"Django", r"Flask", r"web framework"],
-     "'favorite' occurs only in 'cite your favorite book' (en-058)"),
-    ("python", "en", "Does Python 3.11 run on the Raspberry Pi Pico microcontroller?",
-     [r"Raspberry", r"\bPico\b", r"micro ?python", r"microcontroller"], ""),
-    ("python", "en", "Can CPython 3.11 use my NVIDIA graphics card (CUDA) to speed up ordinary Python code?",
-     [r"\bGPU", r"graphics card", r"CUDA", r"NVIDIA"],
-     "the speed-up entry (en-135) gives profiling/algorithm advice, nothing about GPUs"),
-    ("python", "en", "Does the Python Software Foundation offer an official Python programmer certification exam?",
-     [r"certif", r"\bexams?\b"], "'exam' occurs only inside 'example'"),
-    ("python", "en", "How much does a ticket for PyCon US cost?",
-     [r"PyCon", r"ticket", r"price"],
-     "en-065 mentions proceedings of past Python conferences only; 'cost' only as runtime cost"),
-    ("python", "en", "Is my laptop's hardware warranty void if I delete the Python that came preinstalled?",
-     [r"warrant", r"laptop"], "en-074 'Can I delete Python?' says nothing about warranties"),
+    (
+        "python",
+        "en",
+        "Does the Python Software Foundation offer a paid phone hotline for technical support?",
+        [r"phone", r"hotline", r"commercial support|support contract|paid support"],
+        "the PSF entry describes the foundation only; help is mailing lists/newsgroups, no phone support",
+    ),
+    (
+        "python",
+        "en",
+        "Is there an official Python 3.11 app for the iPhone or iPad in the App Store?",
+        [r"\biOS\b", r"iPhone", r"iPad", r"app store"],
+        "",
+    ),
+    (
+        "python",
+        "en",
+        "Can I install Python 3.11 on my Android phone, and which app should I use?",
+        [r"Android", r"phone"],
+        "",
+    ),
+    (
+        "python",
+        "en",
+        "Which web framework, Django or Flask, does Guido van Rossum personally recommend?",
+        [r"Django", r"Flask", r"web framework"],
+        "'favorite' occurs only in 'cite your favorite book' (en-058)",
+    ),
+    (
+        "python",
+        "en",
+        "Does Python 3.11 run on the Raspberry Pi Pico microcontroller?",
+        [r"Raspberry", r"\bPico\b", r"micro ?python", r"microcontroller"],
+        "",
+    ),
+    (
+        "python",
+        "en",
+        "Can CPython 3.11 use my NVIDIA graphics card (CUDA) to speed up ordinary Python code?",
+        [r"\bGPU", r"graphics card", r"CUDA", r"NVIDIA"],
+        "the speed-up entry (en-135) gives profiling/algorithm advice, nothing about GPUs",
+    ),
+    (
+        "python",
+        "en",
+        "Does the Python Software Foundation offer an official Python programmer certification exam?",
+        [r"certif", r"\bexams?\b"],
+        "'exam' occurs only inside 'example'",
+    ),
+    (
+        "python",
+        "en",
+        "How much does a ticket for PyCon US cost?",
+        [r"PyCon", r"ticket", r"price"],
+        "en-065 mentions proceedings of past Python conferences only; 'cost' only as runtime cost",
+    ),
+    (
+        "python",
+        "en",
+        "Is my laptop's hardware warranty void if I delete the Python that came preinstalled?",
+        [r"warrant", r"laptop"],
+        "en-074 'Can I delete Python?' says nothing about warranties",
+    ),
     # R FAQ (en)
-    ("r", "en", "Is there a telephone support line for R, and what is the number?",
-     [r"phone", r"hotline"], "only mailing lists are described (en-008)"),
-    ("r", "en", "When is R 5.0.0 scheduled to be released?",
-     [r"R 5", r"5\.0\.0", r"release date", r"schedul"],
-     "en-003 explains r-release/r-patched/r-devel, gives no future dates"),
-    ("r", "en", "Is there an official R app for the iPad or iPhone?",
-     [r"\biOS\b", r"iPhone", r"iPad", r"app store", r"Android", r"tablet"], ""),
-    ("r", "en", "Can base R run my linear models on an NVIDIA GPU with CUDA out of the box?",
-     [r"\bGPU", r"CUDA", r"NVIDIA", r"graphics card"], ""),
-    ("r", "en", "Does the R Foundation offer an official certification exam for R programmers?",
-     [r"certif", r"\bexams?\b"], "en-012 describes the R Foundation without any certification"),
-    ("r", "en", "Can I call R functions directly from cells in Microsoft Excel 365?",
-     [r"Excel", r"spreadsheet", r"\bcells?\b"],
-     "'Microsoft' occurs only as Microsoft R, a distribution of R (en-018)"),
-    ("r", "en", "How many people attend the useR! conference each year, and where is the next one?",
-     [r"useR!", r"conference", r"attend"], ""),
-    ("r", "en", "Can I get a refund for a donation I made to the R Foundation?",
-     [r"refund", r"donat"], "en-012 mentions supporting the R project, not donations or refunds"),
-    ("r", "en", "Does the R Foundation provide free cloud servers, e.g. on AWS or Azure, for running large R jobs?",
-     [r"\bcloud", r"\bAWS\b", r"Azure"], ""),
+    (
+        "r",
+        "en",
+        "Is there a telephone support line for R, and what is the number?",
+        [r"phone", r"hotline"],
+        "only mailing lists are described (en-008)",
+    ),
+    (
+        "r",
+        "en",
+        "When is R 5.0.0 scheduled to be released?",
+        [r"R 5", r"5\.0\.0", r"release date", r"schedul"],
+        "en-003 explains r-release/r-patched/r-devel, gives no future dates",
+    ),
+    (
+        "r",
+        "en",
+        "Is there an official R app for the iPad or iPhone?",
+        [r"\biOS\b", r"iPhone", r"iPad", r"app store", r"Android", r"tablet"],
+        "",
+    ),
+    (
+        "r",
+        "en",
+        "Can base R run my linear models on an NVIDIA GPU with CUDA out of the box?",
+        [r"\bGPU", r"CUDA", r"NVIDIA", r"graphics card"],
+        "",
+    ),
+    (
+        "r",
+        "en",
+        "Does the R Foundation offer an official certification exam for R programmers?",
+        [r"certif", r"\bexams?\b"],
+        "en-012 describes the R Foundation without any certification",
+    ),
+    (
+        "r",
+        "en",
+        "Can I call R functions directly from cells in Microsoft Excel 365?",
+        [r"Excel", r"spreadsheet", r"\bcells?\b"],
+        "'Microsoft' occurs only as Microsoft R, a distribution of R (en-018)",
+    ),
+    (
+        "r",
+        "en",
+        "How many people attend the useR! conference each year, and where is the next one?",
+        [r"useR!", r"conference", r"attend"],
+        "",
+    ),
+    (
+        "r",
+        "en",
+        "Can I get a refund for a donation I made to the R Foundation?",
+        [r"refund", r"donat"],
+        "en-012 mentions supporting the R project, not donations or refunds",
+    ),
+    (
+        "r",
+        "en",
+        "Does the R Foundation provide free cloud servers, e.g. on AWS or Azure, for running large R jobs?",
+        [r"\bcloud", r"\bAWS\b", r"Azure"],
+        "",
+    ),
     # Zsh FAQ (en)
-    ("zsh", "en", "Is there an official zsh app for the iPhone or iPad?",
-     [r"\biOS\b", r"iPhone", r"iPad", r"app store", r"Android"], ""),
-    ("zsh", "en", "When is zsh 6.0 going to be released?",
-     [r"6\.0", r"release date", r"roadmap"],
-     "en-004 gives the latest version, en-050 a wish-list without dates"),
-    ("zsh", "en", "Can I buy a commercial support contract for zsh from the zsh developers?",
-     [r"commercial", r"contract", r"\bpaid\b", r"\bbuy\b"], "en-049 only names the mailing lists"),
-    ("zsh", "en", "Is oh-my-zsh an official part of zsh, and do the zsh developers support it?",
-     [r"oh-my", r"oh my zsh", r"\bomz\b"], "en-033 mentions zsh's own prompt theme system, not oh-my-zsh"),
-    ("zsh", "en", "How much faster does zsh start up than fish in benchmarks?",
-     [r"\bfish\b", r"benchmark", r"faster", r"start ?up time"], ""),
-    ("zsh", "en", "Does zsh have built-in AI command suggestions like ChatGPT?",
-     [r"ChatGPT", r"\bAI\b", r"artificial", r"\bLLM"], "'suggested' occurs only in en-050's wish-list intro"),
-    ("zsh", "en", "Is the name 'zsh' a registered trademark?",
-     [r"trademark", r"registered"], "en-001 only says zsh has a Berkeley style copyright"),
-    ("zsh", "en", "Can I donate money to the zsh developers, and how?",
-     [r"donat", r"money", r"sponsor"], ""),
-    ("zsh", "en", "Will zsh be the default login shell in the next Ubuntu release?",
-     [r"Ubuntu", r"default shell", r"Debian"], "en-006 covers making zsh your own login shell only"),
+    (
+        "zsh",
+        "en",
+        "Is there an official zsh app for the iPhone or iPad?",
+        [r"\biOS\b", r"iPhone", r"iPad", r"app store", r"Android"],
+        "",
+    ),
+    (
+        "zsh",
+        "en",
+        "When is zsh 6.0 going to be released?",
+        [r"6\.0", r"release date", r"roadmap"],
+        "en-004 gives the latest version, en-050 a wish-list without dates",
+    ),
+    (
+        "zsh",
+        "en",
+        "Can I buy a commercial support contract for zsh from the zsh developers?",
+        [r"commercial", r"contract", r"\bpaid\b", r"\bbuy\b"],
+        "en-049 only names the mailing lists",
+    ),
+    (
+        "zsh",
+        "en",
+        "Is oh-my-zsh an official part of zsh, and do the zsh developers support it?",
+        [r"oh-my", r"oh my zsh", r"\bomz\b"],
+        "en-033 mentions zsh's own prompt theme system, not oh-my-zsh",
+    ),
+    (
+        "zsh",
+        "en",
+        "How much faster does zsh start up than fish in benchmarks?",
+        [r"\bfish\b", r"benchmark", r"faster", r"start ?up time"],
+        "",
+    ),
+    (
+        "zsh",
+        "en",
+        "Does zsh have built-in AI command suggestions like ChatGPT?",
+        [r"ChatGPT", r"\bAI\b", r"artificial", r"\bLLM"],
+        "'suggested' occurs only in en-050's wish-list intro",
+    ),
+    (
+        "zsh",
+        "en",
+        "Is the name 'zsh' a registered trademark?",
+        [r"trademark", r"registered"],
+        "en-001 only says zsh has a Berkeley style copyright",
+    ),
+    ("zsh", "en", "Can I donate money to the zsh developers, and how?", [r"donat", r"money", r"sponsor"], ""),
+    (
+        "zsh",
+        "en",
+        "Will zsh be the default login shell in the next Ubuntu release?",
+        [r"Ubuntu", r"default shell", r"Debian"],
+        "en-006 covers making zsh your own login shell only",
+    ),
     # WeeChat FAQ (en + es)
-    ("weechat", "en", "When will WeeChat 5.0 be released?",
-     [r"5\.0", r"roadmap", r"next version", r"pr[oó]xima versi[oó]n", r"release date"], ""),
-    ("weechat", "en", "Can I use WeeChat to chat on Discord?",
-     [r"Discord"], "Bitlbee (en-043) is mentioned only about voice-mode messages"),
-    ("weechat", "en", "Does WeeChat support voice or video calls with other users?",
-     [r"video", r"\bcalls?\b", r"llamada", r"videollamada"],
-     "en-043/es-044 are about IRC voice mode (+v), not audio calls"),
-    ("weechat", "en", "Which terminal emulator do the WeeChat developers personally prefer?",
-     [r"favou?rite", r"favorit", r"\bprefer\b", r"personally"],
-     "terminals are named only as examples for mouse/selection issues; 'Preferences' is a menu name"),
-    ("weechat", "en", "Can WeeChat connect to WhatsApp?",
-     [r"WhatsApp"], ""),
-    ("weechat", "es", "¿Puedo usar WeeChat para chatear en Telegram?",
-     [r"Telegram"], ""),
-    ("weechat", "es", "¿Venden camisetas o pegatinas oficiales de WeeChat?",
-     [r"camiseta", r"pegatina", r"shirt", r"sticker", r"merch", r"tienda", r"\bshop"],
-     "es-061/en-060 only say you can give money (donation page)"),
-    ("weechat", "es", "¿Hay un número de teléfono de soporte técnico para WeeChat?",
-     [r"tel[eé]fono", r"telef[oó]nic", r"phone"],
-     "es-060/en-059 say to contact developers via IRC or mail; 'support channel' is an IRC channel"),
-    ("weechat", "es", "¿WeeChat tiene integración con la red Matrix?",
-     [r"Matrix"], ""),
+    (
+        "weechat",
+        "en",
+        "When will WeeChat 5.0 be released?",
+        [r"5\.0", r"roadmap", r"next version", r"pr[oó]xima versi[oó]n", r"release date"],
+        "",
+    ),
+    (
+        "weechat",
+        "en",
+        "Can I use WeeChat to chat on Discord?",
+        [r"Discord"],
+        "Bitlbee (en-043) is mentioned only about voice-mode messages",
+    ),
+    (
+        "weechat",
+        "en",
+        "Does WeeChat support voice or video calls with other users?",
+        [r"video", r"\bcalls?\b", r"llamada", r"videollamada"],
+        "en-043/es-044 are about IRC voice mode (+v), not audio calls",
+    ),
+    (
+        "weechat",
+        "en",
+        "Which terminal emulator do the WeeChat developers personally prefer?",
+        [r"favou?rite", r"favorit", r"\bprefer\b", r"personally"],
+        "terminals are named only as examples for mouse/selection issues; 'Preferences' is a menu name",
+    ),
+    ("weechat", "en", "Can WeeChat connect to WhatsApp?", [r"WhatsApp"], ""),
+    ("weechat", "es", "¿Puedo usar WeeChat para chatear en Telegram?", [r"Telegram"], ""),
+    (
+        "weechat",
+        "es",
+        "¿Venden camisetas o pegatinas oficiales de WeeChat?",
+        [r"camiseta", r"pegatina", r"shirt", r"sticker", r"merch", r"tienda", r"\bshop"],
+        "es-061/en-060 only say you can give money (donation page)",
+    ),
+    (
+        "weechat",
+        "es",
+        "¿Hay un número de teléfono de soporte técnico para WeeChat?",
+        [r"tel[eé]fono", r"telef[oó]nic", r"phone"],
+        "es-060/en-059 say to contact developers via IRC or mail; 'support channel' is an IRC channel",
+    ),
+    ("weechat", "es", "¿WeeChat tiene integración con la red Matrix?", [r"Matrix"], ""),
     # Securing Debian Manual FAQ (en + es); note that en-001/es-001 hold most of chapter 12.
-    ("harden", "en", "How much does a commercial Debian security support contract cost per server?",
-     [r"contract", r"contrat", r"per server", r"precio", r"price"],
-     "'cost' occurs only in 'certification costs money' (en-004)"),
-    ("harden", "en", "Which cloud provider does the Debian security team recommend for hosting a hardened server?",
-     [r"\bcloud", r"\bnube\b", r"\bAWS\b", r"Azure", r"hosting", r"proveedor"],
-     "'provider' occurs only in 'contact your network provider' about SYN floods (en-019)"),
-    ("harden", "en", "Which antivirus do the Debian security team members personally run on their laptops?",
-     [r"antivirus", r"anti-virus", r"laptop", r"port[aá]til", r"personally"],
-     "'virus' occurs only in sophos.com/virusinfo URLs about Linux worms (en-002)"),
-    ("harden", "en", "How do I enable Secure Boot together with TPM-based full-disk encryption on Debian?",
-     [r"Secure ?Boot", r"\bTPM\b", r"arranque seguro", r"encrypt", r"cifrad", r"LUKS"], ""),
-    ("harden", "en", "How do I secure Docker containers running on a Debian host?",
-     [r"Docker", r"container", r"contenedor", r"Kubernetes", r"Podman"], ""),
-    ("harden", "es", "¿Tiene Debian un programa de recompensas (bug bounty) que pague por descubrir vulnerabilidades?",
-     [r"bounty", r"recompensa", r"reward", r"\bpagar?\b", r"\bpays?\b"],
-     "es-008/en-023 only say to e-mail the security team"),
-    ("harden", "es", "¿Se puede comprar una versión impresa en papel del Manual de Seguridad de Debian?",
-     [r"impresa", r"papel", r"paper", r"\bcomprar", r"\bbuy\b", r"printed"],
-     "'print'/'impresión' occur only about ssh banners and printer daemons"),
-    ("harden", "es", "¿Cómo configuro la autenticación en dos factores con una llave USB YubiKey para entrar por SSH?",
-     [r"YubiKey", r"dos factores", r"two.factor", r"\b2FA\b", r"\bOTP\b", r"\bUSB\b", r"llave"], ""),
-    ("harden", "es", "¿Qué debo hacer para proteger los datos de mi portátil Debian si me lo roban?",
-     [r"port[aá]til", r"laptop", r"\brob(o|an|ado|ada)\b", r"stolen", r"theft"],
-     "es-006/en-021 are about network break-ins; BIOS/lilo passwords appear only in the lost root "
-     "password entry inside en-001/es-001, nothing on stolen hardware or data at rest"),
+    (
+        "harden",
+        "en",
+        "How much does a commercial Debian security support contract cost per server?",
+        [r"contract", r"contrat", r"per server", r"precio", r"price"],
+        "'cost' occurs only in 'certification costs money' (en-004)",
+    ),
+    (
+        "harden",
+        "en",
+        "Which cloud provider does the Debian security team recommend for hosting a hardened server?",
+        [r"\bcloud", r"\bnube\b", r"\bAWS\b", r"Azure", r"hosting", r"proveedor"],
+        "'provider' occurs only in 'contact your network provider' about SYN floods (en-019)",
+    ),
+    (
+        "harden",
+        "en",
+        "Which antivirus do the Debian security team members personally run on their laptops?",
+        [r"antivirus", r"anti-virus", r"laptop", r"port[aá]til", r"personally"],
+        "'virus' occurs only in sophos.com/virusinfo URLs about Linux worms (en-002)",
+    ),
+    (
+        "harden",
+        "en",
+        "How do I enable Secure Boot together with TPM-based full-disk encryption on Debian?",
+        [r"Secure ?Boot", r"\bTPM\b", r"arranque seguro", r"encrypt", r"cifrad", r"LUKS"],
+        "",
+    ),
+    (
+        "harden",
+        "en",
+        "How do I secure Docker containers running on a Debian host?",
+        [r"Docker", r"container", r"contenedor", r"Kubernetes", r"Podman"],
+        "",
+    ),
+    (
+        "harden",
+        "es",
+        "¿Tiene Debian un programa de recompensas (bug bounty) que pague por descubrir vulnerabilidades?",
+        [r"bounty", r"recompensa", r"reward", r"\bpagar?\b", r"\bpays?\b"],
+        "es-008/en-023 only say to e-mail the security team",
+    ),
+    (
+        "harden",
+        "es",
+        "¿Se puede comprar una versión impresa en papel del Manual de Seguridad de Debian?",
+        [r"impresa", r"papel", r"paper", r"\bcomprar", r"\bbuy\b", r"printed"],
+        "'print'/'impresión' occur only about ssh banners and printer daemons",
+    ),
+    (
+        "harden",
+        "es",
+        "¿Cómo configuro la autenticación en dos factores con una llave USB YubiKey para entrar por SSH?",
+        [r"YubiKey", r"dos factores", r"two.factor", r"\b2FA\b", r"\bOTP\b", r"\bUSB\b", r"llave"],
+        "",
+    ),
+    (
+        "harden",
+        "es",
+        "¿Qué debo hacer para proteger los datos de mi portátil Debian si me lo roban?",
+        [r"port[aá]til", r"laptop", r"\brob(o|an|ado|ada)\b", r"stolen", r"theft"],
+        "es-006/en-021 are about network break-ins; BIOS/lilo passwords appear only in the lost root "
+        "password entry inside en-001/es-001, nothing on stolen hardware or data at rest",
+    ),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -218,23 +402,29 @@ def unanswerable(records: list[dict]) -> list[dict]:
                 raise SystemExit(f"{question!r}: term {term!r} found in {hits}")
         n = counters[(product, lang)] = counters.get((product, lang), 0) + 1
         quoted = ", ".join(f"'{t}'" for t in terms)
-        checked = (f"grepped {quoted} (case-insensitive regex) over all {len(answers)} {product} "
-                   f"FAQ answers ({langs}): no hit, no answer covers it")
-        rows.append({
-            "id": f"unans-{product}-{lang}-{n:02d}",
-            "product": product,
-            "lang": lang,
-            "question": question,
-            "answerable": False,
-            "checked": checked + (f"; {note}" if note else ""),
-        })
+        checked = (
+            f"grepped {quoted} (case-insensitive regex) over all {len(answers)} {product} "
+            f"FAQ answers ({langs}): no hit, no answer covers it"
+        )
+        rows.append(
+            {
+                "id": f"unans-{product}-{lang}-{n:02d}",
+                "product": product,
+                "lang": lang,
+                "question": question,
+                "answerable": False,
+                "checked": checked + (f"; {note}" if note else ""),
+            }
+        )
     return rows
 
 
 def _shared_tokens(a: str, b: str) -> set[str]:
     """Tokens of 5+ characters found in both texts: commands, options, URLs, names, numbers."""
+
     def tokens(text: str) -> set[str]:
         return {t.lower().strip(".,;:()\"'") for t in text.split() if len(t) >= 5}
+
     return tokens(a) & tokens(b)
 
 
@@ -250,15 +440,17 @@ def crosslang(records: list[dict]) -> list[dict]:
                 assert _shared_tokens(q["answer"], g["answer"]), f"{qid}/{gid}: answers share no token"
             product = _product(q)
             n = counters[(product, qlang)] = counters.get((product, qlang), 0) + 1
-            rows.append({
-                "id": f"xl-{product}-{qlang}-{glang}-{n:02d}",
-                "product": product,
-                "lang": qlang,
-                "question": q["question"],
-                "gold_id": gid,
-                "gold_lang": glang,
-                "answerable": True,
-            })
+            rows.append(
+                {
+                    "id": f"xl-{product}-{qlang}-{glang}-{n:02d}",
+                    "product": product,
+                    "lang": qlang,
+                    "question": q["question"],
+                    "gold_id": gid,
+                    "gold_lang": glang,
+                    "answerable": True,
+                }
+            )
     return rows
 
 
