@@ -373,7 +373,7 @@ def _score(work: Path, args, products) -> None:
             **{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
         )
         for run_dir in sorted((work / "runs").glob(f"{held}-index-*")):
-            asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl")}
+            asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl").questions}
             for line in (run_dir / "results.jsonl").open(encoding="utf-8"):
                 result = QuestionResult.from_json(json.loads(line))
                 dev = questions.get(result.id)
