@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="/work/lopo", help="documents, indexes, signals and runs")
     parser.add_argument("--limit", type=int, default=None, help="first N questions per kind (a quick look)")
     parser.add_argument("--products", default=",".join(lopo_data.PRODUCTS))
+    parser.add_argument("--runs", default="runs", help="e2e/score: the runs folder under --work")
     parser.add_argument("--no-write-model", action="store_true", help="fit: leave rag/refusal_models.json")
     args = parser.parse_args(argv)
     work = Path(args.work)
@@ -328,12 +329,17 @@ def _e2e(work: Path, args, products) -> None:
     """
     from rag.evaluate import evaluate
     from rag.evaluate.questions import load_questions
+    from rag.refusal import FEATURES, RefusalModel
 
     questions = _selected(args, products)
     models = _models(work)
+    # A decision that never refuses: the probe runs and the model is kept from writing the
+    # refusal sentence, as the engine does once its real decision has said "answer".
+    zeros, ones = (0.0,) * len(FEATURES), (1.0,) * len(FEATURES)
+    never = RefusalModel(models[0].name, models[1].name, -1.0, zeros, ones, zeros, 0.0, 2.0)
     for held in products:
         mine = [q for q in questions if q.product == held]
-        engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=None)
+        engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=never)
         for index_name, engine in engines.items():
             engine.settings = engine.settings.replace(min_relevance=0.0)  # decided in ``score``
             subset = [q for q in mine if q.index == index_name]
@@ -343,7 +349,7 @@ def _e2e(work: Path, args, products) -> None:
             run = evaluate(
                 load_questions(qfile),
                 engine,
-                out_dir=work / "runs" / f"{held}-{index_name}",
+                out_dir=work / args.runs / f"{held}-{index_name}",
                 k=10,
                 describe={"product": held, "index": index_name, "refusal": "decided in score"},
             )
@@ -372,7 +378,7 @@ def _score(work: Path, args, products) -> None:
         model = RefusalModel(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
         )
-        for run_dir in sorted((work / "runs").glob(f"{held}-index-*")):
+        for run_dir in sorted((work / args.runs).glob(f"{held}-index-*")):
             asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl").questions}
             for line in (run_dir / "results.jsonl").open(encoding="utf-8"):
                 result = QuestionResult.from_json(json.loads(line))

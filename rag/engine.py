@@ -6,10 +6,13 @@
 ...     print(item if isinstance(item, str) else item.citations)
 
 ``Engine`` holds the settings, the open index, the embedder and the generator (loaded on first
-use, so retrieval-only callers never pay for it). Answering is: retrieve (with the conversation for
-follow-ups) -> refuse without the model when nothing is relevant enough -> prompt -> stream ->
-resolve citations. The engine does not build indexes (``ingest.pipeline`` does) and keeps no
-conversation state: callers pass the history in.
+use, so retrieval-only callers never pay for it). Answering is: retrieve (scoped, with the
+conversation for follow-ups) -> refuse without the model when nothing is relevant enough ->
+prompt -> the refusal decision on the signals measured before decoding (``rag.refusal``) ->
+stream, kept from the refusal sentence once the decision said "answer" -> resolve citations. The
+engine does not build indexes (``ingest.pipeline`` does) and keeps no conversation state: callers
+pass the history in. The module is over 300 lines because those steps are one class's methods,
+each short; the decisions themselves live in ``rag.refusal``, ``rag.prompt`` and ``rag.answer``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ingest.records import Answer, Message, Passage, Scope, Timings
 from ingest.settings import Settings
 from ingest.store_protocol import Store
 from rag.answer import build_answer
-from rag.generate import Generator, load_generator
+from rag.generate import Generator, accepts_avoid, load_generator
 from rag.prompt import build_prompt, fit_passages
 from rag.refusal import (
     RefusalModel,
@@ -189,7 +192,11 @@ class Engine:
             return
         pieces: list[str] = []
         first_token = None
-        for piece in generator.stream(messages, self.settings.max_new_tokens):
+        # A decision that weighed the model's own doubt has said "answer": the model is kept from
+        # writing the refusal sentence anyway (Qwen 0.5B did for nearly every Spanish FAQ question).
+        decided = signals.probability is not None and accepts_avoid(generator)
+        options = {"avoid": refusal(lang)} if decided else {}
+        for piece in generator.stream(messages, self.settings.max_new_tokens, **options):
             if first_token is None:
                 first_token = time.perf_counter() - start
             pieces.append(piece)

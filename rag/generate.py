@@ -95,11 +95,17 @@ class TransformersGenerator:
             return_dict=True,
         )["input_ids"]
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], max_new_tokens: int = 256, *, avoid: str = ""
+    ) -> Iterator[str]:
+        """Yield the answer's text in pieces; with ``avoid``, never that text's tokens from its
+        second on at the start of the answer (see ``AvoidStart``)."""
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import LogitsProcessorList, TextIteratorStreamer
 
         input_ids = self.prompt_ids(messages)
+        avoided = self._tokenizer(avoid, add_special_tokens=False)["input_ids"] if avoid else []
+        processors = LogitsProcessorList([_torch_avoid_start(input_ids.shape[1], avoided)] if avoided else [])
         cache = self._prefix_cache(messages, input_ids)
         streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
@@ -113,6 +119,7 @@ class TransformersGenerator:
                         max_new_tokens=max_new_tokens,
                         do_sample=False,
                         streamer=streamer,
+                        logits_processor=processors,
                         pad_token_id=self._tokenizer.eos_token_id,
                         cache=cache,
                     )
@@ -204,6 +211,57 @@ class TransformersGenerator:
         self._prefixes.move_to_end(key)
         if len(self._prefixes) > PREFIX_CACHE_SIZE:
             self._prefixes.popitem(last=False)
+
+
+class AvoidStart:
+    """Which token to forbid so that an answer does not start with a given sentence.
+
+    The engine's fitted refusal decision has already decided, before decoding, that the passages
+    answer; a small model may still write the refusal sentence it was shown (Qwen 0.5B did for
+    nearly every Spanish FAQ question, bench/README.md). While the answer so far is the
+    sentence's first ``i >= 1`` tokens, token ``i`` is forbidden; the first token stays allowed
+    (Spanish "No" also starts "No, ..." answers). Other wordings of a refusal remain possible.
+
+    >>> rule = AvoidStart([5, 6, 7])
+    >>> rule.forbidden([]), rule.forbidden([5]), rule.forbidden([5, 6]), rule.forbidden([4])
+    (None, 6, 7, None)
+    """
+
+    def __init__(self, tokens: Sequence[int]) -> None:
+        self.tokens = list(tokens)
+
+    def forbidden(self, generated: Sequence[int]) -> int | None:
+        """The token not to emit after ``generated`` (the answer's tokens so far), or None."""
+        i = len(generated)
+        if 1 <= i < len(self.tokens) and list(generated) == self.tokens[:i]:
+            return self.tokens[i]
+        return None
+
+
+def _torch_avoid_start(prompt_length: int, tokens: Sequence[int]):
+    """``AvoidStart`` as a transformers logits processor (the answer starts at ``prompt_length``)."""
+    from transformers import LogitsProcessor
+
+    rule = AvoidStart(tokens)
+
+    class _Processor(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            token = rule.forbidden(input_ids[0, prompt_length:].tolist())
+            if token is not None:
+                scores[:, token] = float("-inf")
+            return scores
+
+    return _Processor()
+
+
+def accepts_avoid(generator: Generator) -> bool:
+    """Whether ``generator.stream`` takes ``avoid=`` (the bundled local runtimes do)."""
+    import inspect
+
+    try:
+        return "avoid" in inspect.signature(generator.stream).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def load_generator(settings: Settings) -> Generator:

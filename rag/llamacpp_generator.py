@@ -31,6 +31,7 @@ import numpy as np
 from ingest.errors import GeneratorUnavailable
 from ingest.records import Message
 from ingest.registry import GGUF_FILE
+from rag.generate import AvoidStart
 
 INSTALL_HINT = (
     "run 'make setup' (builds llama-cpp-python 0.3.36 from source with portable flags, about "
@@ -108,19 +109,28 @@ class LlamaCppGenerator:
             )["input_ids"]
         )
 
-    def stream(self, messages: Sequence[Message], max_new_tokens: int = 256) -> Iterator[str]:
-        """Yield the answer's text as it is decoded, whole UTF-8 characters only.
+    def stream(
+        self, messages: Sequence[Message], max_new_tokens: int = 256, *, avoid: str = ""
+    ) -> Iterator[str]:
+        """Yield the answer's text as it is decoded, whole UTF-8 characters only; with ``avoid``,
+        the answer does not go on into that text past its first token (``AvoidStart``).
 
         Holds the model until the answer ends or the iterator is closed.
         """
         ids = self.prompt_ids(messages)
+        rule = AvoidStart(self._tokenizer(avoid, add_special_tokens=False)["input_ids"] if avoid else [])
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with self._lock:
             sequence = list(ids)
             for _ in range(max_new_tokens):
                 if len(sequence) >= self.context_window:
                     break
-                token = int(np.argmax(self._next_logits(sequence)))
+                logits = self._next_logits(sequence)
+                banned = rule.forbidden(sequence[len(ids) :])
+                if banned is not None:
+                    logits = logits.copy()
+                    logits[banned] = -np.inf
+                token = int(np.argmax(logits))
                 if token in self._stops:
                     break
                 sequence.append(token)

@@ -79,7 +79,14 @@ class DoubtingGenerator(ReplayGenerator):
         super().__init__(*replies)
         self.probability = probability
         self.asked: list[str] = []
+        self.avoided: list[str] = []  # the ``avoid`` of each stream call
 
     def continuation_probability(self, messages: Sequence[Message], text: str) -> float:
         self.asked.append(text)
         return self.probability
+
+    def stream(
+        self, messages: Sequence[Message], max_new_tokens: int = 256, *, avoid: str = ""
+    ) -> Iterator[str]:
+        self.avoided.append(avoid)
+        yield from super().stream(messages, max_new_tokens)

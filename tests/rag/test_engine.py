@@ -202,10 +202,12 @@ def test_a_fitted_decision_refuses_on_the_signals_together(tmp_path, index, embe
         "How do I measure a voltage?"
     )
     assert not answer.refused and answer.refusal_score == 0.2
+    assert confident.avoided == ["I could not find this in the documents."]  # decided: no refusal sentence
     # No fitted decision for this pair: the model is not asked, only its own text can refuse.
     unasked = DoubtingGenerator(0.9, "Connect the signal to A1 [1].")
     answer = Engine(settings, index, embedder, unasked).ask("How do I measure a voltage?")
     assert not answer.refused and not unasked.asked and answer.refusal_score is None
+    assert unasked.avoided == [""]  # nothing decided: the model may refuse on its own
 
 
 def test_refusal_probability_setting_is_validated(tmp_path):

@@ -59,3 +59,31 @@ def test_streaming_after_the_probe_gives_the_same_answer(qwen):
     after = "".join(qwen.stream(messages, max_new_tokens=12))
     assert after == fresh and "5" in after
     assert probability < 0.03  # it answers this one
+
+
+@pytest.mark.slow
+def test_avoid_keeps_the_answer_from_starting_with_the_refusal_sentence(qwen):
+    """Greedy decoding answers this question with the refusal sentence; with ``avoid`` (what the
+    engine passes once its fitted decision has said "answer") it writes something else. Both
+    halves are checked, so the test shows the rule acts."""
+    passage = Passage(
+        "c2",
+        "faq.txt",
+        "WeeChat funciona en Linux, BSD, GNU/Hurd, Mac OS X, QNX y Windows (Cygwin y WSL).",
+        page=None,
+        heading="",
+        lang="es",
+        score=1.0,
+        rank=1,
+    )
+    messages = build_prompt(
+        "¿Cuánto cuesta una camiseta oficial de WeeChat?",
+        [passage],
+        language="es",
+        budget_tokens=300,
+        count_tokens=qwen.count_tokens,
+    )
+    free = "".join(qwen.stream(messages, 24))
+    kept = "".join(qwen.stream(messages, 24, avoid=refusal("es")))
+    assert free.startswith(refusal("es")[:12]), free
+    assert not kept.startswith(refusal("es")[:12]), kept
