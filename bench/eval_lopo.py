@@ -365,7 +365,7 @@ def _score(work: Path, args, products) -> None:
     from rag.evaluate.results import QuestionResult
     from rag.evaluate.score import score_question
     from rag.evaluate.summary import summarize
-    from rag.refusal import RefusalModel, RefusalSignals, refusal
+    from rag.refusal import RefusalModel, RefusalSignals, is_refusal, refusal
 
     fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
     fields = {f.name for f in dataclasses.fields(RefusalModel)}
@@ -390,7 +390,9 @@ def _score(work: Path, args, products) -> None:
                 seen = RefusalSignals(
                     row["relevance"], row["overlap"], row["probability"], row["answer_lang"]
                 )
-                if model.refuses(seen) and not result.answer.refused:
+                # A refusal in the answer's own words counts as one with today's detection too.
+                own = is_refusal(result.answer.text)
+                if (model.refuses(seen) or own) and not result.answer.refused:
                     result = _refused(
                         result, asked[result.id], refusal(row["answer_lang"]), score_question, Answer
                     )

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from ingest.records import Answer, Citation, Passage, Timings
-from rag.refusal import is_refusal
+from rag.refusal import is_refusal, refusal
 from rag.text import content_words, fold
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–)\s*\d+)*)\s*\]")
@@ -61,6 +61,8 @@ def build_answer(
     whole = {p.chunk_id: p.text for p in passages or ()}
     citations = tuple(_citation(n, prompt_passages[n - 1], _citing_sentence(text, n), whole) for n in numbers)
     refused = is_refusal(text) and (not citations or len(_WORD.findall(text)) <= 25)
+    if refused:  # one sentence for every refusal (the model's wording varies: "No encontrado ...")
+        text, citations = refusal(lang), ()
     return Answer(
         question=question,
         text=text,

@@ -51,7 +51,8 @@ _REFUSAL_VARIANTS = re.compile(
     r"|(is|are) not (mentioned|provided|found|stated|specified|included) in the (passages|documents)"
     r"|(passages|documents|context) (do|does) not (contain|mention|provide|say|include|specify)"
     r"|no (information|mention) (about|on|of|regarding)"
-    r"|no (encontre|pude encontrar|puedo responder|se encuentra|se menciona|hay informacion)"
+    r"|no (encontre|encontrado|encontramos|pude encontrar|puedo responder|se encuentra|se menciona"
+    r"|hay informacion)"
     r"|(pasajes|documentos) no (contienen|mencionan|incluyen|dicen|proporcionan)"
 )
 
