@@ -4,25 +4,11 @@ socket connection or DNS lookup is recorded by an audit hook."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-from ingest.offline import OFFLINE_SWITCHES
+from tests.offline_audit import run_offline
 
 _SCRIPT = r"""
-import json, socket, sys
-attempts = []
-def _audit(event, args):
-    if event == "socket.connect" and args[0].family != socket.AF_UNIX:
-        attempts.append(f"connect {args[1]!r}")
-    elif event == "socket.getaddrinfo":
-        attempts.append(f"dns {args[0]!r}")
-sys.addaudithook(_audit)
 
 from pathlib import Path
 from ingest.embedders import load_embedder
@@ -42,13 +28,7 @@ print(json.dumps({"dim": int(vectors.shape[1]), "norm": float((vectors[0] ** 2).
 
 @pytest.mark.slow
 def test_real_embedding_and_generation_run_with_the_network_cut() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES}  # the package sets them
-    cmd = [sys.executable, "-c", _SCRIPT]
-    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
-        cmd = ["unshare", "-n", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_offline(_SCRIPT)
     assert result["attempts"] == []
     assert result["dim"] == 768
     assert abs(result["norm"] - 1.0) < 1e-3

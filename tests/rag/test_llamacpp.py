@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,13 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.errors import ConfigError, GeneratorUnavailable
-from ingest.offline import OFFLINE_SWITCHES
 from ingest.records import Message, Passage
 from ingest.settings import Settings
 from rag.cli import cli
 from rag.generate import load_generator
 from rag.prompt import build_prompt
 from rag.refusal import refusal
+from tests.offline_audit import run_offline
 
 PV1 = Passage(
     "c1",
@@ -183,14 +181,6 @@ def test_a_reused_prompt_prefix_gives_the_same_answer(llama, monkeypatch):
 
 
 _OFFLINE_SCRIPT = r"""
-import json, socket, sys
-attempts = []
-def _audit(event, args):
-    if event == "socket.connect" and args[0].family != socket.AF_UNIX:
-        attempts.append(f"connect {args[1]!r}")
-    elif event == "socket.getaddrinfo":
-        attempts.append(f"dns {args[0]!r}")
-sys.addaudithook(_audit)
 
 from pathlib import Path
 from ingest.embedders import load_embedder
@@ -226,13 +216,7 @@ def test_a_cited_answer_through_the_engine_with_the_network_cut(tmp_path: Path, 
     (docs / "safety.md").write_text(
         "# Safety\n\nNever connect the inputs to mains voltage. Keep the device dry.\n", encoding="utf-8"
     )
-    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES}  # the package sets them
-    cmd = [sys.executable, "-c", _OFFLINE_SCRIPT, str(tmp_path)]
-    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
-        cmd = ["unshare", "-n", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_offline(_OFFLINE_SCRIPT, str(tmp_path))
     assert result["attempts"] == []
     assert result["runtime"] == "llama.cpp"
     assert not result["refused"], result
