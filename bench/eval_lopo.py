@@ -101,6 +101,15 @@ def _engines(work: Path, names, models, **engine_options):
     return engines
 
 
+def _never_refusing(models):
+    """A decision that never refuses: the engine still measures every signal (the probe runs)
+    and decodes as it does once its real decision has said "answer"."""
+    from rag.refusal import FEATURES, RefusalModel
+
+    zeros, ones = (0.0,) * len(FEATURES), (1.0,) * len(FEATURES)
+    return RefusalModel(models[0].name, models[1].name, -1.0, zeros, ones, zeros, 0.0, 2.0)
+
+
 def _signals(work: Path, args, products) -> None:
     """Retrieval and the probe for every question; appended to signals.jsonl as they finish."""
     from ingest.lang import detect_language
@@ -110,7 +119,10 @@ def _signals(work: Path, args, products) -> None:
     done = {json.loads(line)["key"] for line in path.open()} if path.is_file() else set()
     questions = [q for q in _selected(args, products) if _key(q) not in done]
     questions = _round_robin(questions)  # every kind, product and language early: a fit needs all
-    engines = _engines(work, sorted({q.index for q in questions}), _models(work), refusal_model=None)
+    models = _models(work)
+    engines = _engines(
+        work, sorted({q.index for q in questions}), models, refusal_model=_never_refusing(models)
+    )
     start = time.perf_counter()
     with path.open("a", encoding="utf-8") as out:
         for i, q in enumerate(questions, 1):
@@ -121,12 +133,7 @@ def _signals(work: Path, args, products) -> None:
             t0 = time.perf_counter()
             passages = engine.retrieve(question)
             shown, messages = engine.prompt(question, passages, language=lang)
-            probe = engine.generator.continuation_probability
-            from rag.refusal import RefusalSignals, overlap, refusal, relevance
-
-            signals = RefusalSignals(
-                relevance(passages), overlap(question, shown), probe(messages, refusal(lang)), lang
-            )
+            signals = engine.signals(question, passages, shown, messages, lang)  # as the engine measures
             gold_rank = next((p.rank for p in passages if q.gold and p.source.endswith(q.gold)), None)
             row = {
                 "key": _key(q),
@@ -329,14 +336,10 @@ def _e2e(work: Path, args, products) -> None:
     """
     from rag.evaluate import evaluate
     from rag.evaluate.questions import load_questions
-    from rag.refusal import FEATURES, RefusalModel
 
     questions = _selected(args, products)
     models = _models(work)
-    # A decision that never refuses: the probe runs and the model is kept from writing the
-    # refusal sentence, as the engine does once its real decision has said "answer".
-    zeros, ones = (0.0,) * len(FEATURES), (1.0,) * len(FEATURES)
-    never = RefusalModel(models[0].name, models[1].name, -1.0, zeros, ones, zeros, 0.0, 2.0)
+    never = _never_refusing(models)  # the probe runs and the model is kept from the refusal sentence
     for held in products:
         mine = [q for q in questions if q.product == held]
         engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=never)
