@@ -9,7 +9,7 @@ An index folder holds:
   FAISS index kind, with ``nlist``, ``nprobe`` and ``trained_for`` for IVF), and
   ``catalog_version``, the catalog version the FAISS file was written at.
 - ``.write.lock``: held by the one process writing the index (``ingest.store``).
-- ``uploads/``: files uploaded through the app (``ui.uploads``), indexed from there.
+- ``uploads/``: files uploaded through the app or the HTTP API (``ingest.uploads``), indexed from there.
 - ``feedback/feedback.sqlite``: the app's thumbs up/down votes (``ui.feedback``).
 
 A file docqa replaces in the folder is written by ``atomic_write``: a temporary file beside it

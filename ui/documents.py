@@ -1,8 +1,8 @@
 """The documents view: what the index holds, and uploading, re-indexing and deleting documents.
 
-Uploads are checked and saved by ``ui.uploads`` into ``<index>/uploads`` and indexed with
-``ingest.pipeline.ingest_paths`` behind a progress bar; while the index is busy nothing is saved,
-and a batch whose indexing fails is taken back off the disk (``ui.uploads.staged_uploads``).
+Uploads are checked, saved into ``<index>/uploads`` and indexed by ``ingest.uploads`` behind a
+progress bar; while the index is busy nothing is saved, and a batch whose indexing fails is taken
+back off the disk (``ingest.uploads.index_uploads``).
 Deleting removes a document from the index (``ingest.pipeline.remove_document``) and, if it was
 uploaded here, its saved copy; files indexed from the user's own folders are never deleted from
 disk. Re-indexing re-reads a document (or every indexed folder) and updates what changed. "Ask
@@ -20,16 +20,15 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.errors import IndexBusy, IndexNotFound
-from ingest.layout import LOCK
 from ingest.load import SUPPORTED_SUFFIXES
 from ingest.pipeline import Progress, ingest_folder, ingest_paths, remove_document
 from ingest.records import IngestReport
 from ingest.settings import Settings
 from ingest.store import FileInfo, open_index
+from ingest.uploads import UploadRejected, check_upload, delete_upload, index_busy, index_uploads, uploads_dir
 from ui.chat import new_conversation
 from ui.resources import get_embedder
 from ui.scope_panel import pick_only
-from ui.uploads import UploadRejected, check_upload, delete_upload, staged_uploads, uploads_dir
 
 FLASH_KEY = "docqa_documents_messages"
 _CONFIRM_KEY = "docqa_confirm_delete"
@@ -87,7 +86,6 @@ def _then_rerun(messages: list[tuple[str, str]]) -> None:
 
 def _upload(settings: Settings, files: list) -> None:
     """Check the uploads, then index them; they stay on disk only if the indexing ran."""
-    folder = uploads_dir(settings.index_dir)
     max_bytes = int(settings.max_file_mb * 1_000_000)
     checked = []
     for file in files:
@@ -100,14 +98,13 @@ def _upload(settings: Settings, files: list) -> None:
             st.error(str(err))
     if not checked:
         return
-    if _index_busy(settings.index_dir):
+    if index_busy(settings.index_dir):
         st.error(_BUSY)
         return
     embedder = get_embedder(settings)
     bar, update = _progress_bar("Indexing")
     try:
-        with staged_uploads(folder, checked) as saved:
-            report = ingest_paths(saved, folder, settings.index_dir, embedder, settings, progress=update)
+        report = index_uploads(settings.index_dir, checked, embedder, settings, progress=update)
     except IndexBusy:  # another writer started after the check: the old files are back
         st.error(_BUSY)
         return
@@ -117,21 +114,6 @@ def _upload(settings: Settings, files: list) -> None:
 
 
 _BUSY = "The index is being updated by another task; nothing was saved. Upload again when it is done."
-
-
-def _index_busy(index_dir: Path) -> bool:
-    """Whether another process holds the index's write lock (checked before touching any file)."""
-    from filelock import FileLock, Timeout
-
-    if not Path(index_dir).is_dir():
-        return False
-    lock = FileLock(str(Path(index_dir) / LOCK), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 def _reindex(settings: Settings, files: list[FileInfo]) -> list[tuple[str, str]]:

@@ -248,7 +248,7 @@ def test_an_upload_while_the_index_is_busy_leaves_the_file_on_disk_as_indexed(
     assert "nothing was saved" in _texts(at.error)
 
     # The lock taken between the check and the indexing: the old file is put back.
-    monkeypatch.setattr("ui.documents._index_busy", lambda index_dir: False)
+    monkeypatch.setattr("ui.documents.index_busy", lambda index_dir: False)
     with busy:
         at.file_uploader[0].set_value(new_version)
         at.button(key="FormSubmitter:docqa_upload-Upload and index").click().run()

@@ -8,7 +8,7 @@ import pytest
 
 from ingest.errors import IndexBusy
 from ingest.load import SUPPORTED_SUFFIXES
-from ui.uploads import (
+from ingest.uploads import (
     UploadRejected,
     check_upload,
     clean_name,

@@ -1,12 +1,13 @@
-"""Saving files a user uploads through the app, safely.
+"""Saving files a user uploads (through the app or the HTTP API), safely, and indexing them.
 
 An upload is checked before a byte is written: its type (by suffix, against the loaders' list), its
 size, and its name, which is reduced to a plain file name (no folders, no ``..``, no control or
 shell-special characters). Files are written only inside the uploads folder, atomically, so a
 half-written file is never indexed. ``staged_uploads`` puts a batch in place only for as long as
 its indexing runs: if that fails (the index is busy, say), the files that were there are put
-back, so the folder and the index never disagree. This module does not index anything: the documents panel
-passes the saved paths to ``ingest.pipeline.ingest_paths``.
+back, so the folder and the index never disagree. ``index_uploads`` is that whole step for a batch
+that passed the checks (the app's documents panel and ``docqa serve`` both call it); the indexing
+itself is ``ingest.pipeline.ingest_paths``'s.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from ingest.embed import Embedder
 from ingest.errors import DocqaError
-from ingest.layout import UPLOADS
+from ingest.layout import LOCK, UPLOADS
+from ingest.pipeline import Progress, ingest_paths
+from ingest.records import IngestReport
+from ingest.settings import Settings
 
 _MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\- ()]+")  # \w is Unicode-aware: accents stay
@@ -146,6 +151,46 @@ def staged_uploads(folder: Path, files: Sequence[tuple[str, bytes]]) -> Iterator
     for _, aside in moved:
         if aside is not None:
             aside.unlink(missing_ok=True)
+
+
+def index_uploads(
+    index_dir: Path,
+    files: Sequence[tuple[str, bytes]],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+) -> IngestReport:
+    """Save a checked batch into ``<index>/uploads`` and index it; undo the saving if indexing fails.
+
+    Args:
+        index_dir: the index folder (created with the batch if there is none yet).
+        files: (name, data) pairs whose names passed ``check_upload``.
+        embedder: the embedder the index was built with.
+        settings: chunking and size limits for ``ingest.pipeline.ingest_paths``.
+        progress: called as the indexing goes (see ``ingest.pipeline.Progress``).
+
+    Raises:
+        IndexBusy: another writer holds the index; nothing was saved or indexed.
+    """
+    folder = uploads_dir(index_dir)
+    with staged_uploads(folder, files) as saved:
+        return ingest_paths(saved, folder, index_dir, embedder, settings, progress=progress)
+
+
+def index_busy(index_dir: Path) -> bool:
+    """Whether another writer holds the index's write lock (to check before touching any file)."""
+    from filelock import FileLock, Timeout
+
+    if not Path(index_dir).is_dir():
+        return False
+    lock = FileLock(str(Path(index_dir) / LOCK), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def _target(folder: Path, name: str) -> Path:
