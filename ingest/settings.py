@@ -93,6 +93,9 @@ class Settings:
     answer_language: str = "auto"
     # CPU threads for torch and llama.cpp; 0 lets torch decide (llama.cpp: every core).
     threads: int = 0
+    # `docqa serve`: the largest request body accepted (an upload with its form fields); a larger
+    # one is refused with 413 before it is read. Keep it above max_file_mb to upload big manuals.
+    serve_max_body_mb: float = 100.0
 
     def __post_init__(self) -> None:
         _check(self.chunk_tokens >= 16, "chunk_tokens", self.chunk_tokens, "use at least 16")
@@ -134,6 +137,7 @@ class Settings:
         _check(self.context_tokens >= 128, "context_tokens", self.context_tokens, "use >= 128")
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "use >= 1")
         _check(self.threads >= 0, "threads", self.threads, "use 0 (auto) or a positive count")
+        _check(self.serve_max_body_mb > 0, "serve_max_body_mb", self.serve_max_body_mb, "use a positive size")
         _check(bool(self.embedder), "embedder", self.embedder, "name a model or a folder")
         _check(bool(self.generator), "generator", self.generator, "name a model or a folder")
 
