@@ -41,6 +41,7 @@ def ingest_folder(
     progress: Callable[[Progress], None] | None = None,
     remove_missing: bool = True,
     exclude: Sequence[str] = (),
+    make_writer: Callable[..., Writer] = Writer,
 ) -> IngestReport:
     """Bring the index up to date with a folder.
 
@@ -54,6 +55,8 @@ def ingest_folder(
         exclude: patterns of files and folders to leave out (``ingest.scan.is_ignored``), added
             to those of the folder's ``.docqaignore``; files already indexed that match are
             removed like files that are gone.
+        make_writer: builds the run's ``Writer`` (same arguments); ``ingest.ray_ingest`` passes
+            one whose files are read and embedded on Ray workers.
 
     Raises:
         NothingToIndex: the folder is missing or holds no file docqa can read (index unchanged).
@@ -80,7 +83,9 @@ def ingest_folder(
         if not records:
             raise NothingToIndex(_nothing_message(folder, [f for f in found if isinstance(f, Skipped)]))
         reread = _stale_reading(index, root, states)
-        report = _run(index, root, found, states, embedder, settings, progress, remove_missing, reread)
+        report = _run(
+            index, root, found, states, embedder, settings, progress, remove_missing, reread, make_writer
+        )
         if reread:  # recorded only now that every file was read again (a crash before: redone)
             index.set_meta(_loader_key(root), str(LOADER_VERSION))
             index.commit()
@@ -188,6 +193,7 @@ def _run(
     progress: Callable[[Progress], None] | None,
     remove_missing: bool,
     reread: bool = False,
+    make_writer: Callable[..., Writer] = Writer,
 ) -> IngestReport:
     records = [f for f in found if isinstance(f, FileRecord)]
     plan = plan_files(records, states, remove_missing=remove_missing, reread=reread)
@@ -197,7 +203,7 @@ def _run(
         index.move_file(str(root), old, record.path, record.size, record.mtime)
     # removed files are reported only if they were indexed (not skipped for their content)
     removed = tuple(p for p in plan.gone if index.remove_file(str(root), p) and states[p].status == "indexed")
-    writer = Writer(index, str(root), embedder, settings, progress, previous=set(states))
+    writer = make_writer(index, str(root), embedder, settings, progress, previous=set(states))
     result = writer.run(plan.todo)
     index.commit()
     return IngestReport(
