@@ -21,6 +21,7 @@ COMMANDS = {
     "ask": "rag.cli.ask_cmd:ask",
     "eval": "rag.cli.eval_cmd:evaluate",
     "ui": "rag.cli.ui_cmd:ui",
+    "serve": "rag.cli.serve_cmd:serve",
 }
 
 
