@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     "end" INTEGER NOT NULL,
     position INTEGER NOT NULL,
     section INTEGER NOT NULL,
-    tokens INTEGER NOT NULL
+    tokens INTEGER NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'text'  -- 'text' (the file's own text) or 'ocr' (a scanned page)
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
 CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL);
@@ -78,7 +79,7 @@ END;
 
 _CHUNK_COLUMNS = (
     'c.chunk_id, f.source, c.text, c.start, c."end", c.section, c.position, c.page, c.heading, '
-    "c.lang, c.tokens"
+    "c.lang, c.tokens, c.origin"
 )
 
 
@@ -141,10 +142,30 @@ def connect(path: str, *, create: bool) -> sqlite3.Connection:
             conn.executescript(_SCHEMA)
         elif not has_tables:
             raise sqlite3.DatabaseError("the catalog has no docqa tables")
+        else:
+            _migrate(conn, writable=create)
     except sqlite3.DatabaseError:
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection, *, writable: bool) -> None:
+    """Add the columns an index made by an older docqa lacks, with the value its rows mean.
+
+    ``chunks.origin`` (added with OCR): every older chunk was read from a text layer, 'text'.
+    Adding a column with a default rewrites no row. An index that cannot be written (a read-only
+    folder) is read through a temporary view that adds the column, so it stays readable.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    if "origin" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE chunks ADD COLUMN origin TEXT NOT NULL DEFAULT 'text'")
+    except sqlite3.OperationalError:
+        if writable:
+            raise
+        conn.execute("CREATE TEMP VIEW chunks AS SELECT *, 'text' AS origin FROM main.chunks")
 
 
 def read_version(conn: sqlite3.Connection) -> int:
@@ -405,7 +426,7 @@ def _write_file(conn: sqlite3.Connection, u: FileUpdate) -> list[int]:
         rowids.append(
             conn.execute(
                 'INSERT INTO chunks (chunk_id, file_id, text, page, heading, lang, start, "end", position, '
-                "section, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "section, tokens, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     c.id,
                     file_id,
@@ -418,6 +439,7 @@ def _write_file(conn: sqlite3.Connection, u: FileUpdate) -> list[int]:
                     c.position,
                     c.section,
                     c.tokens,
+                    c.origin,
                 ),
             ).lastrowid
         )

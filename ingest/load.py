@@ -26,6 +26,7 @@ from ingest.load_html import load_html
 from ingest.load_markdown import load_markdown
 from ingest.load_pdf import load_pdf
 from ingest.load_text import load_text
+from ingest.ocr import PageOcr
 from ingest.records import Section
 
 Loader = Callable[[Path, str], tuple[list[Section], list[str]]]
@@ -47,7 +48,8 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
 # file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
 # 3: control characters removed from every format's text and headings; permalink signs from headings.
-LOADER_VERSION = 3
+# 4: scanned PDF pages read by OCR (``ingest.ocr``), their chunks marked ``origin = "ocr"``.
+LOADER_VERSION = 4
 """Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
 
 _PATH_SEPARATOR = " > "  # between a heading path's titles, in every loader
@@ -70,12 +72,15 @@ def load_file(path: Path, source: str) -> list[Section]:
     return sections
 
 
-def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], list[str]]:
+def load_file_with_warnings(
+    path: Path, source: str, ocr: PageOcr | None = None
+) -> tuple[list[Section], list[str]]:
     """Read a file into sections, with warnings about parts that could not be read.
 
     Args:
         path: the file to read.
         source: what to store as each section's ``source`` (the path relative to the folder).
+        ocr: reads PDF pages without a text layer (``ingest.ocr.load_ocr``); None skips them.
 
     Returns:
         The sections in document order (never empty), each with ``lang`` set, and warnings
@@ -94,7 +99,7 @@ def load_file_with_warnings(path: Path, source: str) -> tuple[list[Section], lis
             raise LoadError("not a regular file")
         if path.stat().st_size == 0:
             raise LoadError("empty file (0 bytes)")
-        sections, warnings = loader(path, source)
+        sections, warnings = load_pdf(path, source, ocr) if loader is load_pdf else loader(path, source)
     except LoadError:
         raise
     except OSError as err:

@@ -1,10 +1,10 @@
 """PDF loader: one section per page with text, headed by the outline (bookmarks) when there is one.
 
-Reads the text layer with pdfium; it does not OCR. A page without text that shows an image (a
-scan) is reported as a warning, a blank page is skipped quietly, table-of-contents pages are left
-out (with one warning naming them), and a PDF with no text at all is refused. Languages are
-set by ``ingest.load``, not here. pdfium is not thread-safe: load PDFs from one thread per
-process.
+Reads the text layer with pdfium. A page without text that shows an image (a scan) is read by
+OCR when an engine is given (``ingest.ocr``; its section has ``origin="ocr"``), else reported as a
+warning; a blank page is skipped quietly, table-of-contents pages are left out (with one warning
+naming them), and a PDF with no text at all is refused. Languages are set by ``ingest.load``, not
+here. pdfium is not thread-safe: load PDFs from one thread per process.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from ingest.errors import LoadError
+from ingest.ocr import OcrFailed, OcrUnavailable, PageOcr, ocr_page
 from ingest.records import Section
 
 _MIN_ALNUM = 3  # a page with fewer letters or digits than this has no usable text layer
@@ -28,8 +29,14 @@ _MIN_LEADER_DOTS = 4
 _MIN_LEADER_LINES = 5
 
 
-def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
+def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[Section], list[str]]:
     """Read every page's text, with the outline's heading path for each page.
+
+    Args:
+        path: the PDF.
+        source: each section's ``source``.
+        ocr: reads the pages without a text layer that show an image (scans); None: they are
+            skipped with a warning, as they are when the engine is missing.
 
     Returns:
         Sections for the pages with text (``page`` is 1-based) and one warning per page without.
@@ -43,14 +50,33 @@ def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
         sections: list[Section] = []
         warnings: list[str] = []
         contents: list[int] = []  # pages that are a table of contents
+        unread: list[int] = []  # scanned pages OCR could not read
+        ocr_problem = ""  # why: once the engine is found missing, it is not tried again
         for index in range(len(doc)):
             try:
                 text, has_images = _page_text(doc, index)
             except pdfium.PdfiumError as err:
                 warnings.append(f"page {index + 1} could not be read ({err}); skipped")
                 continue
+            if not text and has_images and ocr is not None and not ocr_problem:
+                try:
+                    text = _ocr_text(doc, index, ocr)
+                except OcrUnavailable as err:
+                    ocr_problem = str(err)
+                except (OcrFailed, pdfium.PdfiumError) as err:
+                    warnings.append(f"page {index + 1} has no text layer and OCR could not read it ({err})")
+                    continue
+                if text and is_contents(text):
+                    contents.append(index + 1)
+                    continue
+                if text:
+                    heading = headings.get(index, "")
+                    sections.append(Section(text, source, page=index + 1, heading=heading, origin="ocr"))
+                    continue
             if not text:
-                if has_images:  # a blank page (no images) is skipped without a warning
+                if has_images and ocr is not None:
+                    unread.append(index + 1)
+                elif has_images:  # a blank page (no images) is skipped without a warning
                     warnings.append(f"page {index + 1} has no text layer (scanned?)")
                 continue
             if is_contents(text):
@@ -59,12 +85,42 @@ def load_pdf(path: Path, source: str) -> tuple[list[Section], list[str]]:
             sections.append(Section(text, source, page=index + 1, heading=headings.get(index, "")))
     finally:
         doc.close()
+    if not sections and ocr_problem:
+        raise LoadError(f"no text layer on any page (scanned PDF?) and OCR is unavailable: {ocr_problem}")
     if not sections:
-        raise LoadError("no text layer on any page (scanned PDF?); OCR it first")
+        fix = "OCR found no text either" if ocr is not None else 'OCR it first (ocr = "tesseract")'
+        raise LoadError(f"no text layer on any page (scanned PDF?); {fix}")
+    if unread:
+        why = f"OCR is unavailable: {ocr_problem}" if ocr_problem else "OCR found no text"
+        warnings.append(
+            f"no text layer on page{'s' if len(unread) > 1 else ''} {_pages(unread)} (scanned?); {why}"
+        )
     if contents:
         pages = ", ".join(map(str, contents))
         warnings.append(f"table of contents not indexed (page{'s' if len(contents) > 1 else ''} {pages})")
     return sections, warnings
+
+
+def _ocr_text(doc: pdfium.PdfDocument, index: int, ocr: PageOcr) -> str:
+    """The cleaned OCR text of a scanned page ("" if it reads as no text); one page in memory."""
+    if ocr.progress is not None:
+        ocr.progress(index + 1, len(doc))
+    page = doc[index]
+    try:
+        text = _clean(ocr_page(ocr.engine, page, ocr.dpi))
+    finally:
+        page.close()
+    return text if sum(ch.isalnum() for ch in text) >= _MIN_ALNUM else ""
+
+
+def _pages(numbers: list[int], most: int = 20) -> str:
+    """Page numbers for a warning, the first ``most`` of them.
+
+    >>> _pages([3, 4, 9]), _pages(list(range(1, 30)), most=3)
+    ('3, 4, 9', '1, 2, 3 and 26 more')
+    """
+    shown = ", ".join(map(str, numbers[:most]))
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
 
 
 def is_contents(text: str) -> bool:

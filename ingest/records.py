@@ -31,6 +31,7 @@ class Section:
         page: 1-based page number for paged formats (PDF), else None.
         heading: heading path such as ``"Install > On Linux"``; "" when the format has none.
         lang: detected language code ("en", "es", ...), "und" when unknown.
+        origin: how the text was read: "text" (the file's own text) or "ocr" (a scanned page).
     """
 
     text: str
@@ -38,6 +39,7 @@ class Section:
     page: int | None = None
     heading: str = ""
     lang: str = "und"
+    origin: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,8 @@ class Chunk:
     """A span of one section, sized for the embedder.
 
     ``section_text[start:end] == text`` always holds; ``section`` is the section's position in
-    its file, ``position`` the chunk's position in the file.
+    its file, ``position`` the chunk's position in the file; ``origin`` is its section's ("text"
+    or "ocr").
     """
 
     id: str
@@ -59,6 +62,7 @@ class Chunk:
     heading: str = ""
     lang: str = "und"
     tokens: int = 0
+    origin: str = "text"
 
 
 def chunk_id(file_sha256: str, position: int, text: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import ConfigError
+from ingest.ocr import OCR_ENGINES
 
 APP_NAME = "docqa"
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -55,6 +56,12 @@ class Settings:
     chunk_overlap: int = 32
     # Files larger than this are skipped with a reason.
     max_file_mb: float = 64.0
+    # PDF pages without a text layer (scans): "tesseract" reads them with Tesseract OCR in English
+    # and Spanish (Debian's tesseract-ocr, -eng, -spa: `make ocr`), "off" skips them with a warning.
+    # A missing Tesseract is a warning in the ingest report, never an error (ingest.ocr).
+    ocr: str = "tesseract"
+    # Resolution scanned pages are rendered at for OCR: 300 reads best (bench/bench_ocr.py).
+    ocr_dpi: int = 300
     # Texts per embedding batch (memory stays bounded by this, not by the folder size).
     embed_batch_size: int = 16
     # How the embedder runs: "torch", "onnx" (ONNX Runtime, same vectors, same index) or
@@ -137,6 +144,8 @@ class Settings:
         _check(self.context_tokens >= 128, "context_tokens", self.context_tokens, "use >= 128")
         _check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "use >= 1")
         _check(self.threads >= 0, "threads", self.threads, "use 0 (auto) or a positive count")
+        _check(self.ocr in OCR_ENGINES, "ocr", self.ocr, f"use one of {', '.join(OCR_ENGINES)}")
+        _check(72 <= self.ocr_dpi <= 600, "ocr_dpi", self.ocr_dpi, "use 72 to 600 (300 reads best)")
         _check(self.serve_max_body_mb > 0, "serve_max_body_mb", self.serve_max_body_mb, "use a positive size")
         _check(bool(self.embedder), "embedder", self.embedder, "name a model or a folder")
         _check(bool(self.generator), "generator", self.generator, "name a model or a folder")

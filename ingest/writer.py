@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from ingest.chunk import chunk_limit, chunk_sections
 from ingest.embed import Embedder
 from ingest.errors import LoadError, ModelError
 from ingest.load import load_file_with_warnings
+from ingest.ocr import load_ocr
 from ingest.records import Chunk, FileRecord, Skipped
 from ingest.settings import Settings
 from ingest.store import Index
@@ -42,6 +43,7 @@ class Progress:
     bytes_done: int
     bytes_total: int
     path: str = ""
+    note: str = ""  # what the file in hand is waiting for, e.g. "OCR page 3/40"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,8 @@ class Writer:
             embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap
         )
         self._progress = progress
+        self._ocr = load_ocr(settings.ocr, settings.ocr_dpi, self._ocr_page)
+        self._note = ""
         self._previous = previous
         self._pending: list[_Pending] = []
         self._skips: list[FileUpdate] = []
@@ -126,7 +130,10 @@ class Writer:
             return self._done(record, Skipped(record.path, f"same content as {twin}, indexed once"))
         path = Path(self._root, record.path)
         try:
-            sections, warnings = load_file_with_warnings(path, record.path)
+            try:
+                sections, warnings = load_file_with_warnings(path, record.path, self._ocr)
+            finally:
+                self._note = ""
         except LoadError as err:
             if isinstance(err.__cause__, OSError) or not path.is_file():
                 # Not the content's fault (vanished, permissions): record nothing, retry next run.
@@ -146,6 +153,7 @@ class Writer:
             )
         if not chunks:
             return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
+        chunks = [replace(c, origin=sections[c.section].origin) for c in chunks]
         pages = max((s.page or 0 for s in sections), default=0)
         known = self._index.file_vectors(self._root, record.path) if record.path in self._previous else {}
         self._pending.append(_Pending(record, tuple(chunks), pages, known))
@@ -172,6 +180,11 @@ class Writer:
             FileUpdate(self._root, record.path, record.sha256, record.size, record.mtime, skip_reason=reason)
         )
         self._done(record, Skipped(record.path, reason))
+
+    def _ocr_page(self, page: int, pages: int) -> None:
+        """Told by the PDF loader before it OCRs a page: shown in the progress until the file is done."""
+        self._note = f"OCR page {page}/{pages}"
+        self._report()
 
     def _done(self, record: FileRecord, skipped: Skipped) -> None:
         self._skipped.append(skipped)
@@ -281,5 +294,6 @@ class Writer:
                     done,
                     self._bytes_total,
                     self._path,
+                    self._note,
                 )
             )
