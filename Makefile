@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.docqa-installed
 # Models live in the user cache unless DOCQA_MODELS_DIR says otherwise.
 export DOCQA_MODELS_DIR ?= $(HOME)/.cache/docqa/models
 
-.PHONY: run test lint bench setup models index browser clean
+.PHONY: run test lint bench setup models index browser ocr clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,10 +40,17 @@ index: models
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-run: index
+# Debian's Tesseract with its English and Spanish packs: OCR of scanned PDF pages (ingest/ocr.py).
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa
+ocr:
+	@command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng \
+		&& tesseract --list-langs 2>/dev/null | grep -qx spa \
+		|| (apt-get update -qq && apt-get install -y -qq $(OCR_PACKAGES))
+
+run: index ocr
 	$(BIN)/docqa ui
 
-test: models browser
+test: models browser ocr
 	$(BIN)/python -m pytest -q
 
 lint: setup
