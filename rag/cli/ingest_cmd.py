@@ -40,6 +40,22 @@ _MAX_LISTED = 50  # skipped files and warnings printed one per line; --json has 
 @click.option(
     "--config", type=click.Path(path_type=Path, dir_okay=False), default=None, help="A docqa.toml file."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Read and embed files on Ray workers: alone, a Ray runtime on this machine; or a cluster's "
+    "ADDRESS (auto, ray://HOST:PORT, HOST:PORT). Every node must see FOLDER at the same path.",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray workers (one CPU and one model each; default: every CPU of the cluster).",
+)
 @models_dir_option
 def ingest(
     folder: Path | None,
@@ -50,6 +66,8 @@ def ingest(
     keep_missing: bool,
     as_json: bool,
     config: Path | None,
+    ray_address: str | None,
+    ray_workers: int | None,
     models_dir: Path | None,
 ) -> None:
     """Index the documents in FOLDER (PDF, EPUB, HTML, Markdown, text, DOCX).
@@ -66,12 +84,14 @@ def ingest(
       docqa ingest ~/manuals --exclude 'drafts/' --exclude '*.txt'
       docqa ingest ~/manuals --json > report.json
       docqa ingest ~/manuals --config ~/docqa.toml
+      docqa ingest ~/manuals --ray --ray-workers 4
+      docqa ingest /shared/manuals --ray 10.0.0.5:6379
     """
     from ingest.pipeline import check_folder, ingest_folder, remove_document
 
     settings = settings_from(config, index_dir=index_dir, embedder=embedder, models_dir=models_dir)
     for path in remove:
-        found = remove_document(settings.index_dir, path)
+        found = remove_document(settings.index_dir, path, settings)
         click.echo(f"{'removed' if found else 'not in the index'}: {path}", err=True)
     if folder is None:
         if not remove:
@@ -82,19 +102,49 @@ def ingest(
     from ingest.store import check_index
 
     check_index(settings.index_dir, embedder_name(settings))  # a mismatch: say so before loading a model
-    model = load_embedder(settings)
-    with _Bar() as bar:
-        report = ingest_folder(
-            folder,
-            settings.index_dir,
-            model,
-            settings,
-            progress=bar.update,
-            remove_missing=not keep_missing,
-            exclude=exclude,
+    if ray_workers is not None and ray_address is None:
+        raise click.UsageError("--ray-workers needs --ray")
+    extra: dict = {}
+    if ray_address is not None:  # Ray is imported only here
+        from ingest.ray_ingest import RayOptions, ingest_folder_on_ray
+
+        where = None if ray_address == "local" else ray_address
+        with _Bar() as bar:
+            report, run = ingest_folder_on_ray(
+                folder,
+                settings.index_dir,
+                settings,
+                RayOptions(address=where, workers=ray_workers),
+                progress=bar.update,
+                remove_missing=not keep_missing,
+                exclude=exclude,
+            )
+        extra = {"ray": dataclasses.asdict(run)}
+        nodes = ", ".join(f"{node[:12]}: {n}" for node, n in run.files_by_node.items()) or "none"
+        click.echo(
+            f"ray ({run.address}): {run.workers} workers ready in {run.startup_seconds:.1f} s; "
+            f"files read per node: {nodes}",
+            err=True,
         )
+    else:
+        model = load_embedder(settings)
+        with _Bar() as bar:
+            report = ingest_folder(
+                folder,
+                settings.index_dir,
+                model,
+                settings,
+                progress=bar.update,
+                remove_missing=not keep_missing,
+                exclude=exclude,
+            )
     if as_json:
-        data = {"folder": str(folder), "index": str(settings.index_dir), **dataclasses.asdict(report)}
+        data = {
+            "folder": str(folder),
+            "index": str(settings.index_dir),
+            **dataclasses.asdict(report),
+            **extra,
+        }
         click.echo(json.dumps(data, indent=1, ensure_ascii=False))
     else:
         click.echo(_summary(report, folder, settings.index_dir))
