@@ -8,6 +8,8 @@ An index folder holds:
 - ``manifest.json``: embedder name and dim, ``normalized``, ``format``, ``vector_store`` (the
   FAISS index kind, with ``nlist``, ``nprobe`` and ``trained_for`` for IVF), and
   ``catalog_version``, the catalog version the FAISS file was written at.
+- ``milvus.db``: with ``store = "milvus"`` and no ``milvus_uri``, the Milvus Lite folder that holds
+  the vectors instead of ``vectors.faiss`` (``ingest.milvus_store``).
 - ``.write.lock``: held by the one process writing the index (``ingest.store``).
 - ``uploads/``: files uploaded through the app or the HTTP API (``ingest.uploads``), indexed from there.
 - ``feedback/feedback.sqlite``: the app's thumbs up/down votes (``ui.feedback``).
@@ -33,6 +35,7 @@ CATALOG = "catalog.sqlite"
 VECTORS = "vectors.faiss"
 MANIFEST = "manifest.json"
 LOCK = ".write.lock"
+MILVUS_LITE = "milvus.db"
 UPLOADS = "uploads"
 FEEDBACK = Path("feedback") / "feedback.sqlite"
 TEMP_GLOB = ".*.tmp"  # temporaries a writer killed mid-write leaves behind

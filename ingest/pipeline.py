@@ -26,7 +26,8 @@ from ingest.plan import plan_files
 from ingest.records import FileRecord, IngestReport, Skipped
 from ingest.scan import read_ignore, scan_files, scan_folder
 from ingest.settings import Settings
-from ingest.store import Index, open_index
+from ingest.store import Index
+from ingest.stores import open_store
 from ingest.writer import Progress, Writer
 
 __all__ = ["Progress", "ingest_folder", "ingest_paths", "remove_document"]
@@ -67,7 +68,7 @@ def ingest_folder(
     if not folder.is_dir():
         raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
     root = folder.resolve()
-    with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+    with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
         index.begin_write()  # a second writer fails now, not after the scan
         states = index.file_states(str(root))
         found = list(
@@ -131,7 +132,7 @@ def ingest_paths(
     if not root.is_dir():
         raise NothingToIndex(f"{root} is not a folder; save the files in a folder first")
     root = root.resolve()
-    with open_index(index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+    with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
         index.begin_write()
         states = index.file_states(str(root))
         _stale_reading(index, root, states)
@@ -158,17 +159,18 @@ def _stale_reading(index: Index, root: Path, states: dict) -> bool:
     return True
 
 
-def remove_document(index_dir: Path, path: str | Path) -> bool:
+def remove_document(index_dir: Path, path: str | Path, settings: Settings | None = None) -> bool:
     """Remove one document from the index.
 
     Args:
         path: the file's path (absolute, or relative to the current folder), or the name its
             chunks cite (``Chunk.source``), or its path relative to its ingested folder.
+        settings: the store to remove it from (``ingest.stores.open_store``); None: the local one.
 
     Returns:
         False if no indexed document matches.
     """
-    with open_index(index_dir) as index:
+    with open_store(settings or Settings(), index_dir) as index:
         files = index.files()
         wanted = {Path(path).expanduser().absolute(), Path(path).expanduser().resolve()}
         text = Path(path).as_posix()

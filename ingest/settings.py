@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -23,6 +24,7 @@ from ingest.ocr import OCR_ENGINES
 APP_NAME = "docqa"
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
 GENERATOR_RUNTIMES = ("torch", "llama.cpp")
+STORES = ("local", "milvus")
 
 
 def _user_dir(kind: str) -> Path:
@@ -35,6 +37,15 @@ def _user_dir(kind: str) -> Path:
 class Settings:
     # Index folder: catalog.sqlite + vectors.faiss + manifest.json.
     index_dir: Path = dataclasses.field(default_factory=lambda: _user_dir("data") / "index")
+    # Where the vectors are searched: "local" (vectors.faiss in the index folder) or "milvus" (a
+    # Milvus collection; the catalog, its FTS5 lexical search and the files list stay in the index
+    # folder either way: ingest.milvus_store).
+    store: str = "local"
+    # Milvus: "" (a Milvus Lite file, milvus.db in the index folder), another Milvus Lite file
+    # ending in .db, or a server URL such as http://localhost:19530.
+    milvus_uri: str = ""
+    # Milvus: the prefix of the index's collection name (letters, digits, underscores).
+    milvus_collection: str = "docqa"
     # Where bundled models are assembled; $DOCQA_MODELS_DIR or --models-dir.
     models_dir: Path = dataclasses.field(default_factory=lambda: _user_dir("cache") / "models")
     # Embedder: a bundled name (see `docqa models list`), a local sentence-transformers folder,
@@ -125,6 +136,19 @@ class Settings:
             "generator_runtime",
             self.generator_runtime,
             f"use one of {', '.join(GENERATOR_RUNTIMES)}",
+        )
+        _check(self.store in STORES, "store", self.store, f"use one of {', '.join(STORES)}")
+        _check(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,180}", self.milvus_collection) is not None,
+            "milvus_collection",
+            self.milvus_collection,
+            "use letters, digits and underscores, starting with a letter",
+        )
+        _check(
+            self.milvus_uri == "" or self.milvus_uri.endswith(".db") or "://" in self.milvus_uri,
+            "milvus_uri",
+            self.milvus_uri,
+            "use a Milvus Lite file ending in .db, or a server URL such as http://localhost:19530",
         )
         _check(1 <= self.top_k <= 50, "top_k", self.top_k, "use 1 to 50")
         _check(0.0 <= self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1")

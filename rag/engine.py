@@ -329,10 +329,10 @@ def open_engine(
     Raises IndexNotFound when there is no index, EmbedderMismatch when it was built with another
     embedder than ``embedder`` (or ``settings.embedder``). The generator is not loaded here.
     """
-    from ingest.store import open_index
+    from ingest.stores import open_store
 
     index_dir = Path(settings.index_dir)
-    index = open_index(index_dir)  # IndexNotFound before a model is loaded
+    index = open_store(settings, index_dir)  # IndexNotFound before a model is loaded
     try:
         if embedder is None:  # checked before loading the model, then once it is loaded
             check_embedder(index_dir, index.embedder, index.dim, name=embedder_name(settings))

@@ -36,7 +36,9 @@ _VIEW_KEY = "view"  # the sidebar's view switch (ui.settings_panel)
 
 
 def list_documents(index_dir: Path) -> list[FileInfo]:
-    """The indexed files, by source; an empty list when there is no index yet."""
+    """The indexed files, by source; an empty list when there is no index yet.
+
+    Read from the catalog, the truth whichever the store (``settings.store``): no Milvus needed."""
     try:
         with open_index(index_dir) as index:
             return sorted(index.files(), key=lambda f: f.source)
@@ -139,7 +141,7 @@ def _reindex(settings: Settings, files: list[FileInfo]) -> list[tuple[str, str]]
 def _delete(settings: Settings, info: FileInfo) -> None:
     """Button callback (runs before the next run, so the table and the checkbox are fresh)."""
     st.session_state[_CONFIRM_KEY] = False
-    if not remove_document(settings.index_dir, Path(info.root, info.path)):
+    if not remove_document(settings.index_dir, Path(info.root, info.path), settings):
         st.session_state[FLASH_KEY] = [("warning", f"{info.source} was not in the index any more.")]
         return
     delete_upload(uploads_dir(settings.index_dir), Path(info.root, info.path))

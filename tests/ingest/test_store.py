@@ -1,5 +1,9 @@
 """The index folder: read API, one transaction per file, embedder checks, repair of a stale FAISS file,
-the FAISS index kind chosen for the size (flat / IVF), and the lexical query's common words."""
+the FAISS index kind chosen for the size (flat / IVF), and the lexical query's common words.
+
+Tests of store behaviour take the ``store`` fixture and run against both backends: the local store
+and ``store = "milvus"`` on a real Milvus Lite file (one per test module, a collection per index);
+the FAISS and FTS5 internals are the local store's own."""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from ingest.errors import EmbedderMismatch, IndexCorrupt, IndexNotFound
 from ingest.layout import MANIFEST, VECTORS
 from ingest.lexical import fts_terms
 from ingest.records import Section
+from ingest.settings import Settings
 from ingest.store import IndexBusy, open_index
+from ingest.stores import open_store
 from ingest.vectors import FLAT, IVF, FlatVectors, IVFVectors, load_vectors, nlist_for
 from tests.fakes import HashEmbedder
 
@@ -33,8 +39,15 @@ def update(path: str, *texts: str, root: str = ROOT, sha: str | None = None) -> 
                       pages=len(texts))  # fmt: skip
 
 
-def make(tmp_path: Path, *updates: FileUpdate):
-    index = open_index(tmp_path / "ix", embedder_name=EMB.name, create=True, dim=EMB.dim)
+LOCAL = Settings()
+
+
+def reopen(settings: Settings, folder: Path, **options):
+    return open_store(settings, folder, **options)
+
+
+def make(tmp_path: Path, *updates: FileUpdate, settings: Settings = LOCAL):
+    index = open_store(settings, tmp_path / "ix", embedder_name=EMB.name, create=True, dim=EMB.dim)
     if updates:
         index.apply(updates)
         index.commit()
@@ -56,14 +69,14 @@ DOCS = (
 )
 
 
-def test_missing_index_says_how_to_make_one(tmp_path: Path) -> None:
+def test_missing_index_says_how_to_make_one(tmp_path: Path, store: Settings) -> None:
     with pytest.raises(IndexNotFound, match=r"no index at .*; run 'docqa ingest FOLDER' first"):
-        open_index(tmp_path / "nothing")
+        reopen(store, tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
 
 
-def test_read_api(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as index:
+def test_read_api(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as index:
         assert index.count() == 4
         assert [(f.path, f.chunks, f.pages) for f in index.files()] == [
             ("a.txt", 2, 2),
@@ -81,8 +94,8 @@ def test_read_api(tmp_path: Path) -> None:
         assert first.text == "The red cable goes to the voltage terminal."
 
 
-def test_lexical_search_folds_accents_and_accepts_any_text(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as index:
+def test_lexical_search_folds_accents_and_accepts_any_text(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as index:
         for query in ("configuracion senal", "CONFIGURACIÓN", '"señal" AND (menu OR', "señal*^-:"):
             hits = index.search_lexical(query, 5)
             assert hits and sources(index, [hits[0][0]]) == ["b.md"], query
@@ -98,8 +111,8 @@ def test_fts_terms() -> None:
     assert fts_terms("a_b a-b") == ["a", "b"]
 
 
-def test_replacing_a_file_swaps_its_chunks(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as index:
+def test_replacing_a_file_swaps_its_chunks(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as index:
         old = {c for c, _ in index.search_lexical("battery", 5)}
         index.apply([update("c.pdf", "Firmware upgrade steps.", sha="f" * 64)])
         assert index.search_lexical("battery", 5) == []
@@ -108,8 +121,8 @@ def test_replacing_a_file_swaps_its_chunks(tmp_path: Path) -> None:
         assert index.count() == 4
 
 
-def test_remove_file(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as index:
+def test_remove_file(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as index:
         assert index.remove_file(ROOT, "a.txt")
         assert not index.remove_file(ROOT, "a.txt")
         assert index.count() == 2
@@ -117,9 +130,9 @@ def test_remove_file(tmp_path: Path) -> None:
         assert index.search_lexical("calibrate", 5) == []
 
 
-def test_a_failed_update_changes_nothing(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as index:
-        version = index.manifest["catalog_version"]
+def test_a_failed_update_changes_nothing(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as index:
+        version = _version(tmp_path / "ix")
         clash = update(
             "d.txt", "Battery replacement and safety notes.", sha=DOCS[2].sha256
         )  # same ids as c.pdf
@@ -127,27 +140,29 @@ def test_a_failed_update_changes_nothing(tmp_path: Path) -> None:
             index.apply([update("e.txt", "Something new."), clash])
         assert index.count() == 4 and [f.path for f in index.files()] == ["a.txt", "b.md", "c.pdf"]
         assert index.search_lexical("something", 5) == []
+        assert len(dense(index, "something new", 10)) == 4
         index.commit()
-        assert index.manifest["catalog_version"] == version
+        assert _version(tmp_path / "ix") == version
+        assert index.manifest.get("catalog_version", version) == version  # the local store's stamp
 
 
-def test_another_embedder_is_refused_with_the_fix(tmp_path: Path) -> None:
-    make(tmp_path, *DOCS).close()
+def test_another_embedder_is_refused_with_the_fix(tmp_path: Path, store: Settings) -> None:
+    make(tmp_path, *DOCS, settings=store).close()
     with pytest.raises(EmbedderMismatch) as err:
-        open_index(tmp_path / "ix", embedder_name="embeddinggemma-300m")
+        reopen(store, tmp_path / "ix", embedder_name="embeddinggemma-300m")
     message = str(err.value)
     assert f"built with {EMB.name} (dim 32)" in message and "you asked for embeddinggemma-300m" in message
     assert "--embedder embeddinggemma-300m" in message and f"--embedder {EMB.name}" in message
     with pytest.raises(EmbedderMismatch, match="dim 64"):
-        open_index(tmp_path / "ix", embedder_name=EMB.name, dim=64, create=True)
-    open_index(tmp_path / "ix", embedder_name=EMB.name).close()
+        reopen(store, tmp_path / "ix", embedder_name=EMB.name, dim=64, create=True)
+    reopen(store, tmp_path / "ix", embedder_name=EMB.name).close()
 
 
-def test_damaged_catalog_is_reported(tmp_path: Path) -> None:
+def test_damaged_catalog_is_reported(tmp_path: Path, store: Settings) -> None:
     (tmp_path / "ix").mkdir()
     (tmp_path / "ix" / "catalog.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(IndexCorrupt, match="delete it and run 'docqa ingest"):
-        open_index(tmp_path / "ix")
+        reopen(store, tmp_path / "ix")
 
 
 @pytest.mark.parametrize("damage", ["old-faiss", "no-faiss", "garbage-faiss", "no-manifest", "wrong-count"])
@@ -184,8 +199,8 @@ def test_stale_vectors_are_repaired_never_served(tmp_path: Path, damage: str) ->
     assert FlatVectors.load(folder / VECTORS, 32).count() == 4
 
 
-def test_a_reader_sees_a_writers_commits(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as writer, open_index(tmp_path / "ix", embedder_name=EMB.name) as reader:
+def test_a_reader_sees_a_writers_commits(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as writer, reopen(store, tmp_path / "ix", embedder_name=EMB.name) as reader:  # fmt: skip
         assert len(dense(reader, "lens", 10)) == 4
         writer.apply([update("d.txt", "Cleaning the optical lens with alcohol.")])
         assert sources(reader, dense(reader, "cleaning the optical lens with alcohol", 1)) == ["d.txt"]
@@ -193,18 +208,18 @@ def test_a_reader_sees_a_writers_commits(tmp_path: Path) -> None:
         assert "d.txt" not in sources(reader, dense(reader, "cleaning the optical lens", 10))
 
 
-def test_one_writer_at_a_time(tmp_path: Path) -> None:
-    with make(tmp_path, *DOCS) as first, open_index(tmp_path / "ix") as second:
+def test_one_writer_at_a_time(tmp_path: Path, store: Settings) -> None:
+    with make(tmp_path, *DOCS, settings=store) as first, reopen(store, tmp_path / "ix") as second:
         first.remove_file(ROOT, "b.md")
         with pytest.raises(IndexBusy, match="another process"):
             second.remove_file(ROOT, "a.txt")
-    with open_index(tmp_path / "ix") as third:
+    with reopen(store, tmp_path / "ix") as third:
         assert third.remove_file(ROOT, "a.txt")
 
 
-def test_same_path_in_two_roots_gets_distinct_sources(tmp_path: Path) -> None:
+def test_same_path_in_two_roots_gets_distinct_sources(tmp_path: Path, store: Settings) -> None:
     with make(tmp_path, update("manual.txt", "Corpus manual text."), update("manual.txt", "Uploaded manual text.",
-              root=str(tmp_path / "uploads"), sha="9" * 64)) as index:  # fmt: skip
+              root=str(tmp_path / "uploads"), sha="9" * 64), settings=store) as index:  # fmt: skip
         assert sorted(f.source for f in index.files()) == ["manual.txt", "uploads/manual.txt"]
         hit = index.get_chunks(dense(index, "uploaded manual text", 1))[0]
         assert hit.source == "uploads/manual.txt"

@@ -1,5 +1,6 @@
-"""The ``Store`` seam: ``Index`` has every method the protocol names, and searches limited to some
-files (the ``sources`` filter) are exact, whatever the FAISS index kind."""
+"""The ``Store`` seam: ``Index`` and ``MilvusStore`` have every method the protocol names, and
+searches limited to some files (the ``sources`` filter) are exact, whatever the FAISS index kind,
+and in Milvus (a real Milvus Lite file)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ingest.milvus_store import MilvusStore
+from ingest.settings import Settings
 from ingest.store import Index, open_index
 from ingest.store_protocol import Store
+from ingest.stores import open_store
 from tests.ingest.test_store import COMMON, EMB, make, update
 
 DOCS = tuple(
@@ -18,11 +22,12 @@ DOCS = tuple(
 )
 
 
-def test_index_has_what_the_store_protocol_names() -> None:
+@pytest.mark.parametrize("kind", [Index, MilvusStore])
+def test_index_has_what_the_store_protocol_names(kind: type) -> None:
     for name, member in vars(Store).items():
         if callable(member) and not name.startswith("_"):
             wanted = list(inspect.signature(member).parameters)
-            assert list(inspect.signature(getattr(Index, name)).parameters)[: len(wanted)] == wanted, name
+            assert list(inspect.signature(getattr(kind, name)).parameters)[: len(wanted)] == wanted, name
     assert {"embedder", "dim"} <= set(Store.__annotations__)
 
 
@@ -36,15 +41,26 @@ def _brute_force(query: np.ndarray, wanted: set[str], k: int) -> list[tuple[str,
     return sorted(scored, key=lambda hit: -hit[1])[:k]
 
 
-@pytest.mark.parametrize("threshold", [100_000, 50], ids=["flat", "ivf"])
-def test_filtered_dense_search_is_exact(tmp_path: Path, threshold: int) -> None:
-    with open_index(tmp_path / "ix", embedder_name=EMB.name, create=True, dim=EMB.dim, ann_threshold=threshold) as index:  # fmt: skip
+@pytest.mark.parametrize("threshold", [100_000, 50, 0], ids=["flat", "ivf", "milvus"])
+def test_filtered_dense_search_is_exact(tmp_path: Path, threshold: int, milvus_lite: str) -> None:
+    if threshold:
+
+        def reopen(**options):
+            return open_index(tmp_path / "ix", ann_threshold=threshold, **options)
+    else:
+
+        def reopen(**options):
+            return open_store(Settings(store="milvus", milvus_uri=milvus_lite), tmp_path / "ix", **options)
+
+    with reopen(embedder_name=EMB.name, create=True, dim=EMB.dim) as index:
         index.apply(DOCS)
         index.commit()
-    with open_index(tmp_path / "ix", ann_threshold=threshold) as index:
-        kind = index.manifest["vector_store"]
-        assert kind == ("faiss-flat-ip" if threshold > 300 else "faiss-ivf-flat-ip")
-        if threshold < 300:  # IVF probes 16 of its 35 lists unfiltered: the filter must probe them all
+    with reopen() as index:
+        kind = index.manifest.get("vector_store", "milvus")
+        assert kind == (
+            "milvus" if not threshold else "faiss-flat-ip" if threshold > 300 else "faiss-ivf-flat-ip"
+        )
+        if 0 < threshold < 300:  # IVF probes 16 of its 35 lists unfiltered: the filter must probe them all
             assert (index.manifest["nlist"], index.manifest["nprobe"]) == (35, 16)
         for text in ("topic 7 part 1", "note 40", "something else entirely"):
             query = EMB.embed_queries([text])[0]
@@ -59,12 +75,12 @@ def test_filtered_dense_search_is_exact(tmp_path: Path, threshold: int) -> None:
         assert [cid for cid, _ in whole_file] == [cid for cid, _ in _brute_force(query, {"d003.txt"}, 500)]
         assert len(whole_file) == 3
         # unfiltered: unchanged (IVF searches only the probed lists, so it finds fewer than all)
-        assert (len(index.search_dense(query, 500)) == 300) == (kind == "faiss-flat-ip")
+        assert (len(index.search_dense(query, 500)) == 300) == (kind != "faiss-ivf-flat-ip")
 
 
-def test_filtered_lexical_search_ranks_only_those_files(tmp_path: Path) -> None:
+def test_filtered_lexical_search_ranks_only_those_files(tmp_path: Path, store: Settings) -> None:
     notes = tuple(update(f"n{i}.txt", f"Calibration note {i}.") for i in range(3))
-    with make(tmp_path, *COMMON, *notes) as index:
+    with make(tmp_path, *COMMON, *notes, settings=store) as index:
         everything = index.search_lexical("device calibration", 10)
         hits = index.search_lexical("device calibration", 10, sources={"m0.txt", "n1.txt"})
         by_id = {c.id: c.source for c in index.get_chunks([cid for cid, _ in everything])}
