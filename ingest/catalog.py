@@ -381,14 +381,16 @@ def lead_ins(conn: sqlite3.Connection, ids: Sequence[str], max_chars: int) -> di
     for part in _parts(list(ids)):
         marks = ",".join("?" * len(part))
         sql = (
-            "SELECT c.chunk_id, c.start - p.start, p.text FROM chunks c JOIN chunks p "
+            'SELECT c.chunk_id, p."end" - c.start, p.text FROM chunks c JOIN chunks p '
             "ON p.file_id = c.file_id AND p.position = c.position - 1 AND p.section = c.section "
             f"WHERE c.chunk_id IN ({marks}) AND c.start > p.start"
         )
-        for chunk_id, offset, previous in conn.execute(sql, part):
-            if offset > len(previous):  # a gap between the chunks: the line start is not here
+        for chunk_id, back, previous in conn.execute(sql, part):
+            if not 0 <= back < len(previous):  # a gap between the chunks: the line start is not here
                 continue
-            head = previous[:offset]
+            # Measured back from the previous chunk's end: a table piece starts with its repeated
+            # header, which is not in the section's text (``Chunk.table_header``).
+            head = previous[: len(previous) - back]
             line = head[head.rfind("\n") + 1 :]
             if not line.strip():
                 continue

@@ -7,16 +7,25 @@ share up to ``overlap`` tokens, starting on a word. Every chunk's text is an exa
 section (``section.text[c.start:c.end] == c.text``), stripped of surrounding whitespace, and its
 id is ``chunk_id(file sha, position, text)``, so the same file always gives the same ids.
 
+Markdown tables (``ingest.tables``) are cut between rows only, and every piece after the first
+starts with the table's header and separator lines again (``Chunk.table_header``), so a row is
+never read without its column names; a row longer than a chunk is cut as text, each part after
+the header. A caption line ("Figure 3: ...", "Tabla 2: ...") is never cut from the text beside
+it: no cut falls on its edges or inside it, and a caption just before or after a table goes
+with the table.
+
 It does not embed, detect languages or read files.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Protocol
 
 from ingest.records import Chunk, Section, chunk_id
+from ingest.tables import CAPTION, TableBlock, table_blocks
 
 _PARAGRAPH, _SENTENCE, _WORD, _NONE = 3, 2, 1, 0
 _SENTENCE_END = ".!?;:。！？…"
@@ -67,8 +76,8 @@ def chunk_sections(
         raise ValueError(f"bad chunk size/overlap {size}/{overlap}: need size >= 1, 0 <= overlap < size")
     chunks: list[Chunk] = []
     for number, section in enumerate(sections):
-        for start, end, tokens in _split_long(section.text, tokenizer, size, overlap):
-            text = section.text[start:end]
+        for start, end, tokens, header in _split_section(section.text, tokenizer, size, overlap):
+            text = header + section.text[start:end]
             chunks.append(
                 Chunk(
                     id=chunk_id(file_sha256, len(chunks), text),
@@ -82,9 +91,115 @@ def chunk_sections(
                     heading=section.heading,
                     lang=section.lang,
                     tokens=tokens,
+                    table_header=header,
                 )
             )
     return chunks
+
+
+_Piece = tuple[int, int, int, str]  # start, end, tokens, the table header repeated before it
+
+
+def _split_section(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[_Piece]:
+    """The text between Markdown tables through ``_split_long``, each table through ``_split_table``.
+
+    A caption line just before a table joins its header; one just after it is its last row
+    (unless it is also the last line before the next table: then it is that table's).
+    """
+    blocks = table_blocks(text)
+    out: list[_Piece] = []
+    at = 0
+    for number, block in enumerate(blocks):
+        later = blocks[number + 1].start if number + 1 < len(blocks) else len(text)
+        head = _caption_line(text, at, block.start, last=True)
+        start = block.start if head is None else head[0]
+        tail = _caption_line(text, block.end, later, last=False)
+        if (
+            tail is not None
+            and number + 1 < len(blocks)
+            and tail == _caption_line(text, block.end, later, last=True)
+        ):
+            tail = None
+        out += [(at + a, at + b, n, "") for a, b, n in _split_long(text[at:start], tokenizer, size, overlap)]
+        out += _split_table(text, start, block, tail, tokenizer, size)
+        at = block.end if tail is None else tail[1]
+    return out + [(at + a, at + b, n, "") for a, b, n in _split_long(text[at:], tokenizer, size, overlap)]
+
+
+def _caption_line(text: str, start: int, end: int, *, last: bool) -> tuple[int, int] | None:
+    """The last (or first) non-blank line of ``text[start:end]``, if it is a caption.
+
+    >>> _caption_line("Intro.\\nTable 2: Pins\\n", 0, 21, last=True), _caption_line("x\\ny", 0, 3, last=False)
+    ((7, 20), None)
+    """
+    lines = [(a, b) for a, b in _line_spans(text, start, end) if text[a:b].strip()]
+    if not lines:
+        return None
+    a, b = lines[-1] if last else lines[0]
+    return (a, b) if CAPTION.fullmatch(text, a, b) else None
+
+
+def _line_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each line of ``text[start:end]``, in ``text``'s offsets."""
+    out, at = [], start
+    while at <= end:
+        stop = text.find("\n", at, end)
+        stop = end if stop == -1 else stop
+        out.append((at, stop))
+        at = stop + 1
+    return out
+
+
+def _split_table(
+    text: str, start: int, block: TableBlock, tail: tuple[int, int] | None, tokenizer: Tokenizer, size: int
+) -> list[_Piece]:
+    """Pieces of one table, cut between rows; each after the first repeats the header lines.
+
+    ``text[start:block.header_end]`` is the header (with a caption before the table, if any);
+    ``tail``, a caption after it, is kept as a last row. Rows are packed by their own token
+    counts and each piece is counted again whole; a row that does not fit after the header alone
+    is cut as text, each part after the header. A header using half the budget or more leaves
+    the table to be cut as text.
+    """
+    header = text[start : block.header_end]
+    head_tokens = len(tokenizer.token_spans(header))
+    units = list(block.rows) + ([tail] if tail else [])
+    if head_tokens * 2 >= size:
+        end = units[-1][1]
+        return [(start + a, start + b, n, "") for a, b, n in _split(text[start:end], tokenizer, size, 0)]
+    costs = [len(tokenizer.token_spans(text[a:b])) + 1 for a, b in units]
+    out: list[_Piece] = []
+    i = 0
+    while i < len(units):
+        first, prefix = (start, "") if i == 0 else (units[i][0], header)
+        j, total = i, head_tokens + costs[i]
+        while j + 1 < len(units) and total + costs[j + 1] <= size:
+            j += 1
+            total += costs[j]
+        while True:  # counted again whole: a join can tokenize differently
+            count = len(tokenizer.token_spans(prefix + text[first : units[j][1]]))
+            if count <= size or j == i:
+                break
+            j -= 1
+        if count <= size:
+            out.append((first, units[j][1], count, prefix))
+        else:
+            out += _split_row(text, units[i], header, head_tokens, tokenizer, size)
+        i = j + 1
+    return out
+
+
+def _split_row(
+    text: str, row: tuple[int, int], header: str, head_tokens: int, tokenizer: Tokenizer, size: int
+) -> list[_Piece]:
+    """A row longer than a chunk cut as text, each part counted after the header."""
+    budget = size - head_tokens
+    while True:
+        parts = [(row[0] + a, row[0] + b) for a, b, _ in _split(text[row[0] : row[1]], tokenizer, budget, 0)]
+        counted = [(a, b, len(tokenizer.token_spans(header + text[a:b]))) for a, b in parts]
+        if all(n <= size for _, _, n in counted) or budget <= 1:
+            return [(a, b, n, header) for a, b, n in counted if n <= size]
+        budget = max(1, budget - max(1, max(n for _, _, n in counted) - size))
 
 
 def _split_long(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:
@@ -121,12 +236,13 @@ def _pieces(text: str, limit: int = _PIECE_CHARS) -> list[tuple[int, int]]:
 def _split(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:
     """(start, end, tokens) of each chunk of one text, stripped, non-empty."""
     spans = [s for s in tokenizer.token_spans(text) if s[1] > s[0]] if text.strip() else []
+    captions = [m.span() for m in CAPTION.finditer(text)]
     out: list[tuple[int, int, int]] = []
     first = 0
     while first < len(spans):
         hi = min(first + size, len(spans))
         while True:
-            cut = hi if hi == len(spans) else _best_cut(text, spans, first, hi)
+            cut = hi if hi == len(spans) else _best_cut(text, spans, first, hi, captions)
             # Untokenized characters (controls, zero-width) between tokens stay inside a chunk.
             left = 0 if first == 0 else spans[first][0]
             right = len(text) if cut == len(spans) else spans[cut][0]
@@ -146,17 +262,20 @@ def _split(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[tup
     return out
 
 
-def _best_cut(text: str, spans: list[tuple[int, int]], first: int, hi: int) -> int:
+def _best_cut(
+    text: str, spans: list[tuple[int, int]], first: int, hi: int, captions: Sequence[tuple[int, int]] = ()
+) -> int:
     """The token index to end a chunk at (exclusive).
 
     In the chunk's second half a paragraph break beats a sentence end, which beats a space (the
     latest of the best wins); failing all of these, the latest space anywhere; failing that, ``hi``.
+    A cut touching one of the ``captions`` (line spans) counts as no boundary at all.
     """
     half = first + max(1, (hi - first) // 2)
     best, best_level = hi, _NONE
     for cut in range(hi, first, -1):
         upper = cut >= half
-        level = _level(text, spans, cut)
+        level = _NONE if _touches(captions, spans[cut - 1][1], spans[cut][0]) else _level(text, spans, cut)
         if level == _PARAGRAPH and upper:
             return cut
         if level > best_level and (upper or best_level == _NONE):
@@ -164,6 +283,16 @@ def _best_cut(text: str, spans: list[tuple[int, int]], first: int, hi: int) -> i
         if not upper and best_level >= _WORD:
             break
     return best
+
+
+def _touches(spans: Sequence[tuple[int, int]], left: int, right: int) -> bool:
+    """Whether ``[left, right]`` meets one of the sorted, disjoint ``spans`` (edges included).
+
+    >>> _touches([(5, 9)], 9, 10), _touches([(5, 9)], 1, 4), _touches([], 0, 1)
+    (True, False, False)
+    """
+    i = bisect_left(spans, (left,)) - 1  # the last span starting before left, then the ones after
+    return any(a <= right and left <= b for a, b in spans[max(0, i) : i + 3])
 
 
 def _level(text: str, spans: list[tuple[int, int]], cut: int) -> int:

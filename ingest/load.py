@@ -44,6 +44,7 @@ _LOADERS: dict[str, Loader] = {
     ".rst": load_text,
     ".docx": load_docx,
 }
+_WITH_TABLES = {load_pdf, load_html, load_epub, load_docx}  # the loaders that take ``tables``
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
 # file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
@@ -73,7 +74,7 @@ def load_file(path: Path, source: str) -> list[Section]:
 
 
 def load_file_with_warnings(
-    path: Path, source: str, ocr: PageOcr | None = None
+    path: Path, source: str, ocr: PageOcr | None = None, *, tables: bool = True
 ) -> tuple[list[Section], list[str]]:
     """Read a file into sections, with warnings about parts that could not be read.
 
@@ -81,6 +82,8 @@ def load_file_with_warnings(
         path: the file to read.
         source: what to store as each section's ``source`` (the path relative to the folder).
         ocr: reads PDF pages without a text layer (``ingest.ocr.load_ocr``); None skips them.
+        tables: PDF, HTML, EPUB and Word tables as Markdown tables (``ingest.tables``); False
+            reads them as before (``Settings.tables = "off"``).
 
     Returns:
         The sections in document order (never empty), each with ``lang`` set, and warnings
@@ -99,7 +102,11 @@ def load_file_with_warnings(
             raise LoadError("not a regular file")
         if path.stat().st_size == 0:
             raise LoadError("empty file (0 bytes)")
-        sections, warnings = load_pdf(path, source, ocr) if loader is load_pdf else loader(path, source)
+        options = {"tables": tables} if loader in _WITH_TABLES else {}
+        if loader is load_pdf:
+            sections, warnings = load_pdf(path, source, ocr, **options)
+        else:
+            sections, warnings = loader(path, source, **options)
     except LoadError:
         raise
     except OSError as err:

@@ -1,7 +1,9 @@
 """Word (.docx) loader: one section per heading, headed by its path, e.g. "Manual > Install".
 
 Headings are paragraphs in the Title / Heading 1–9 styles or with an outline level. Body
-paragraphs and tables (one line per row, cells joined by " | ") are kept in document order.
+paragraphs and tables are kept in document order: a table of two rows and two columns or more
+as a Markdown table (``ingest.tables``), other tables (and all with ``tables=False``) one line
+per row, cells joined by " | ".
 Page headers and footers, footnotes, comments and text in images or text boxes are not read.
 Legacy .doc files and password-protected documents are refused with a reason.
 """
@@ -20,6 +22,7 @@ from docx.text.paragraph import Paragraph
 from ingest.archive import check_archive
 from ingest.errors import LoadError
 from ingest.records import Section
+from ingest.tables import is_table, markdown_table
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # compound file: a legacy .doc, or an encrypted .docx
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
@@ -27,8 +30,8 @@ _OUTLINE_LEVEL = "./w:pPr/w:outlineLvl/@w:val"
 _BODY_TEXT_LEVEL = 9  # outline level 9 means "body text", not a heading
 
 
-def load_docx(path: Path, source: str) -> tuple[list[Section], list[str]]:
-    """Read a .docx file into heading sections.
+def load_docx(path: Path, source: str, *, tables: bool = True) -> tuple[list[Section], list[str]]:
+    """Read a .docx file into heading sections; ``tables``: tables as Markdown tables.
 
     Raises:
         LoadError: not a readable .docx (legacy .doc, encrypted, corrupt) or no text.
@@ -39,7 +42,7 @@ def load_docx(path: Path, source: str) -> tuple[list[Section], list[str]]:
     body: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            body.extend(_table_lines(block))
+            body.extend(_table_lines(block, tables))
             continue
         level = _heading_level(block)
         text = block.text.strip()
@@ -85,23 +88,21 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return None
 
 
-def _table_lines(table: Table) -> list[str]:
-    """One line per row; a merged cell's text appears once.
+def _table_lines(table: Table, markdown: bool) -> list[str]:
+    """A Markdown table, or one line per row; a merged cell's text appears once.
 
     Nested tables are read only as their cells' plain text.
     """
-    lines = []
+    rows = []
     for row in table.rows:
-        cells, seen = [], set()
+        cells, seen = [], set()  # a cell merged across columns is the same element
         for cell in row.cells:
-            if id(cell._tc) in seen:
-                continue
+            cells.append("" if id(cell._tc) in seen else " ".join(cell.text.split()))
             seen.add(id(cell._tc))
-            text = " ".join(cell.text.split())
-            if text:
-                cells.append(text)
-        lines.append(" | ".join(cells))
-    return ["", *lines, ""]
+        rows.append(cells)
+    if markdown and is_table(rows):
+        return ["", markdown_table([row for row in rows if any(row)]), ""]
+    return ["", *(" | ".join(cell for cell in row if cell) for row in rows), ""]
 
 
 def _flush(sections: list[Section], body: list[str], source: str, stack: list[tuple[int, str]]) -> None:

@@ -24,7 +24,7 @@ from ingest.records import Section
 _ENCRYPTED_TEXT = re.compile(rb"URI=[\"'][^\"']+\.x?html?[\"']", re.IGNORECASE)
 
 
-def load_epub(path: Path, source: str) -> tuple[list[Section], list[str]]:
+def load_epub(path: Path, source: str, *, tables: bool = True) -> tuple[list[Section], list[str]]:
     """Read the linear spine documents of an EPUB into heading sections.
 
     Returns:
@@ -49,7 +49,7 @@ def load_epub(path: Path, source: str) -> tuple[list[Section], list[str]]:
         if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
             continue
         try:
-            sections.extend(html_sections(item.get_content(), source, title))
+            sections.extend(html_sections(item.get_content(), source, title, tables=tables))
         except Exception as err:  # one broken chapter should not lose the book
             problems.append(f"chapter {item.get_name()} could not be parsed ({err}); skipped")
     if not sections:

@@ -1,7 +1,9 @@
 """HTML loader: one section per heading (h1–h6), headed by its path, e.g. "Guide > Install > Debian".
 
 Drops what is not content (scripts, styles, navigation, tables of contents, page footers) and
-keeps paragraphs, list items and table rows on their own lines; ``<pre>`` keeps its spacing.
+keeps paragraphs and list items on their own lines, a table of two rows and two columns or
+more as a Markdown table (``ingest.tables``; other tables, and every table with ``tables=False``,
+one line per row, cells joined by " | "); ``<pre>`` keeps its spacing.
 ``html_sections`` is also the EPUB loader's splitter. It does not run scripts, fetch linked
 files or read text from images (except a math image's alt text, which is its formula).
 """
@@ -17,6 +19,7 @@ from bs4.element import PreformattedString
 
 from ingest.errors import LoadError
 from ingest.records import Section
+from ingest.tables import is_table, markdown_table
 
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # What is not content: by tag, id, class (asciidoc's and Sphinx's tables of contents and links).
@@ -36,19 +39,21 @@ _LATEX = {"\\Omega": "Ω", "\\omega": "ω", "\\mu": "µ", "\\pm": "±", "\\times
           "\\,": " ", "\\ ": " ", "~": " "}  # fmt: skip
 
 
-def load_html(path: Path, source: str) -> tuple[list[Section], list[str]]:
+def load_html(path: Path, source: str, *, tables: bool = True) -> tuple[list[Section], list[str]]:
     """Read an HTML file (its declared or detected encoding) into heading sections.
+
+    ``tables``: tables as Markdown tables (else one line per row).
 
     Raises:
         LoadError: the file has no text outside markup.
     """
-    sections = html_sections(path.read_bytes(), source)
+    sections = html_sections(path.read_bytes(), source, tables=tables)
     if not sections:
         raise LoadError("no text in this HTML file")
     return sections, []
 
 
-def html_sections(markup: str | bytes, source: str, title: str = "") -> list[Section]:
+def html_sections(markup: str | bytes, source: str, title: str = "", *, tables: bool = True) -> list[Section]:
     """Split one HTML document into sections at its headings.
 
     Text before the first heading is headed by the document's ``<title>``, else by ``title``.
@@ -59,7 +64,7 @@ def html_sections(markup: str | bytes, source: str, title: str = "") -> list[Sec
     """
     soup = _parse(markup)
     own_title = _SPACES.sub(" ", soup.title.get_text()).strip() if soup.title else ""
-    return _split(soup.body or soup, source, own_title or title)
+    return _split(soup.body or soup, source, own_title or title, tables)
 
 
 def _parse(markup: str | bytes) -> BeautifulSoup:
@@ -82,7 +87,7 @@ def _math_text(alt: str) -> str:
     return _SPACES.sub(" ", alt).strip()
 
 
-def _split(root: Tag, source: str, title: str) -> list[Section]:
+def _split(root: Tag, source: str, title: str, tables: bool) -> list[Section]:
     """Walk ``root`` in document order without recursion (deep markup cannot overflow the stack)."""
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
@@ -104,16 +109,25 @@ def _split(root: Tag, source: str, title: str) -> list[Section]:
             path.append((level, _SPACES.sub(" ", node.get_text(" ")).strip()))
             heading = " > ".join(text for _, text in path if text)
         else:
-            stack.extend(_open_tag(node, buffer, pre, cell))
+            stack.extend(_open_tag(node, buffer, pre, cell, tables))
     _flush(sections, buffer, source, heading)
     return sections
 
 
-def _open_tag(tag: Tag, buffer: list[str], pre: bool, cell: bool) -> list[_Item]:
+def _open_tag(tag: Tag, buffer: list[str], pre: bool, cell: bool, tables: bool) -> list[_Item]:
     """Emit what a tag starts with; return its children (reversed, for the stack) and its end."""
     name = tag.name
     if _is_chrome(tag):
         return []
+    if name == "table" and tables and not (pre or cell):
+        rows = _table_rows(tag)
+        if is_table(rows):
+            caption = tag.find("caption", recursive=False)
+            title = _SPACES.sub(" ", caption.get_text(" ")).strip() if caption else ""
+            _append(buffer, "\n\n")
+            _append(buffer, (title + "\n" if title else "") + markdown_table(rows))
+            _append(buffer, "\n\n")
+            return []
     if name == "br":
         _append(buffer, " " if cell else "\n")
         return []
@@ -131,6 +145,23 @@ def _open_tag(tag: Tag, buffer: list[str], pre: bool, cell: bool) -> list[_Item]
         brk = " "  # a cell's paragraphs stay on the row's line
     _append(buffer, brk)
     return [(brk, pre, cell)] + [(child, pre, cell) for child in reversed(tag.contents)]
+
+
+def _table_rows(table: Tag) -> list[list[str]]:
+    """The text of each cell of each row of a table (not of tables nested in its cells).
+
+    >>> html = "<table><tr><th>Key</th><th>Action</th></tr><tr><td>F1</td><td>Help<br>me</td></tr></table>"
+    >>> _table_rows(_parse(html).table)
+    [['Key', 'Action'], ['F1', 'Help me']]
+    """
+    rows = []
+    for section in [table, *table.find_all(["thead", "tbody", "tfoot"], recursive=False)]:
+        for row in section.find_all("tr", recursive=False):
+            cells = row.find_all(["td", "th"], recursive=False)
+            cells = [_SPACES.sub(" ", cell.get_text(" ")).strip() for cell in cells]
+            if any(cells):
+                rows.append(cells)
+    return rows
 
 
 def _is_chrome(tag: Tag) -> bool:

@@ -18,6 +18,7 @@ import pypdfium2.raw as pdfium_c
 from ingest.errors import LoadError
 from ingest.ocr import OcrFailed, OcrUnavailable, PageOcr, ocr_page
 from ingest.records import Section
+from ingest.tables import PdfTableReader, count_paths
 
 _MIN_ALNUM = 3  # a page with fewer letters or digits than this has no usable text layer
 _SOFT_HYPHENS = re.compile(r"[\x02\ufffe\u00ad]\n?")  # pdfium marks hyphenated line breaks
@@ -29,7 +30,9 @@ _MIN_LEADER_DOTS = 4
 _MIN_LEADER_LINES = 5
 
 
-def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[Section], list[str]]:
+def load_pdf(
+    path: Path, source: str, ocr: PageOcr | None = None, *, tables: bool = True
+) -> tuple[list[Section], list[str]]:
     """Read every page's text, with the outline's heading path for each page.
 
     Args:
@@ -37,6 +40,8 @@ def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[
         source: each section's ``source``.
         ocr: reads the pages without a text layer that show an image (scans); None: they are
             skipped with a warning, as they are when the engine is missing.
+        tables: ruled tables become Markdown tables (``ingest.tables``); False keeps their cells
+            as a stream of text, as before.
 
     Returns:
         Sections for the pages with text (``page`` is 1-based) and one warning per page without.
@@ -45,6 +50,7 @@ def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[
         LoadError: the PDF is encrypted, unreadable, has no pages or no text on any page.
     """
     doc = _open(path)
+    reader = PdfTableReader(path) if tables else None
     try:
         headings = _page_headings(doc)
         sections: list[Section] = []
@@ -54,7 +60,7 @@ def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[
         ocr_problem = ""  # why: once the engine is found missing, it is not tried again
         for index in range(len(doc)):
             try:
-                text, has_images = _page_text(doc, index)
+                text, has_images = _page_text(doc, index, reader)
             except pdfium.PdfiumError as err:
                 warnings.append(f"page {index + 1} could not be read ({err}); skipped")
                 continue
@@ -85,6 +91,8 @@ def load_pdf(path: Path, source: str, ocr: PageOcr | None = None) -> tuple[list[
             sections.append(Section(text, source, page=index + 1, heading=headings.get(index, "")))
     finally:
         doc.close()
+        if reader is not None:
+            reader.close()
     if not sections and ocr_problem:
         raise LoadError(f"no text layer on any page (scanned PDF?) and OCR is unavailable: {ocr_problem}")
     if not sections:
@@ -177,13 +185,17 @@ def _open(path: Path) -> pdfium.PdfDocument:
     return doc
 
 
-def _page_text(doc: pdfium.PdfDocument, index: int) -> tuple[str, bool]:
-    """A page's cleaned text, and whether a page without text shows images (a scan)."""
+def _page_text(doc: pdfium.PdfDocument, index: int, tables: PdfTableReader | None) -> tuple[str, bool]:
+    """A page's cleaned text (tables as Markdown when ``tables`` is given), and whether a page
+    without text shows images (a scan)."""
     page = doc[index]
     try:
         textpage = page.get_textpage()
         try:
-            text = _clean(textpage.get_text_range())
+            text = textpage.get_text_range()
+            if tables is not None:
+                text = tables.page_text(index, count_paths(page), textpage, text)
+            text = _clean(text)
         finally:
             textpage.close()
         if sum(ch.isalnum() for ch in text) < _MIN_ALNUM:

@@ -46,9 +46,10 @@ class Section:
 class Chunk:
     """A span of one section, sized for the embedder.
 
-    ``section_text[start:end] == text`` always holds; ``section`` is the section's position in
-    its file, ``position`` the chunk's position in the file; ``origin`` is its section's ("text"
-    or "ocr").
+    ``table_header + section_text[start:end] == text`` always holds; ``table_header`` is ""
+    except in a piece of a Markdown table after its first, which repeats the table's header and
+    separator lines before its rows. ``section`` is the section's position in its file,
+    ``position`` the chunk's position in the file; ``origin`` is its section's ("text" or "ocr").
     """
 
     id: str
@@ -63,6 +64,7 @@ class Chunk:
     lang: str = "und"
     tokens: int = 0
     origin: str = "text"
+    table_header: str = ""
 
 
 def chunk_id(file_sha256: str, position: int, text: str) -> str:

@@ -24,6 +24,7 @@ from ingest.ocr import OCR_ENGINES
 APP_NAME = "docqa"
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
 GENERATOR_RUNTIMES = ("torch", "llama.cpp")
+TABLES = ("on", "off")
 STORES = ("local", "milvus")
 
 
@@ -73,6 +74,11 @@ class Settings:
     ocr: str = "tesseract"
     # Resolution scanned pages are rendered at for OCR: 300 reads best (bench/bench_ocr.py).
     ocr_dpi: int = 300
+    # Tables (PDF ruled tables, HTML, EPUB and Word tables): "on" reads each as a Markdown table,
+    # chunked between rows with its header repeated (ingest.tables); "off" reads them as before,
+    # PDF cells as a stream of text, HTML/Word rows as lines. Files already indexed are read
+    # again only when they change: rebuild the index after switching.
+    tables: str = "on"
     # Texts per embedding batch (memory stays bounded by this, not by the folder size).
     embed_batch_size: int = 16
     # How the embedder runs: "torch", "onnx" (ONNX Runtime, same vectors, same index) or
@@ -170,6 +176,7 @@ class Settings:
         _check(self.threads >= 0, "threads", self.threads, "use 0 (auto) or a positive count")
         _check(self.ocr in OCR_ENGINES, "ocr", self.ocr, f"use one of {', '.join(OCR_ENGINES)}")
         _check(72 <= self.ocr_dpi <= 600, "ocr_dpi", self.ocr_dpi, "use 72 to 600 (300 reads best)")
+        _check(self.tables in TABLES, "tables", self.tables, f"use one of {', '.join(TABLES)}")
         _check(self.serve_max_body_mb > 0, "serve_max_body_mb", self.serve_max_body_mb, "use a positive size")
         _check(bool(self.embedder), "embedder", self.embedder, "name a model or a folder")
         _check(bool(self.generator), "generator", self.generator, "name a model or a folder")

@@ -94,6 +94,7 @@ class Writer:
         )
         self._progress = progress
         self._ocr = load_ocr(settings.ocr, settings.ocr_dpi, self._ocr_page)
+        self._tables = settings.tables == "on"
         self._note = ""
         self._previous = previous
         self._pending: list[_Pending] = []
@@ -131,7 +132,9 @@ class Writer:
         path = Path(self._root, record.path)
         try:
             try:
-                sections, warnings = load_file_with_warnings(path, record.path, self._ocr)
+                sections, warnings = load_file_with_warnings(
+                    path, record.path, self._ocr, tables=self._tables
+                )
             finally:
                 self._note = ""
         except LoadError as err:

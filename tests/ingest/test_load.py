@@ -149,7 +149,10 @@ def test_docx_headings_form_paths_and_tables_become_rows(tmp_path: Path):
     assert [(s.heading, s.text) for s in sections] == [
         ("Widget Manual", "Read all of this before use."),
         ("Widget Manual > Installation", "Unpack the widget."),
-        ("Widget Manual > Installation > Cables", "Port | Use\nA1 | analog input\nGND is shared"),
+        (
+            "Widget Manual > Installation > Cables",
+            "| Port | Use |\n| --- | --- |\n| A1 | analog input |\n| GND is shared |  |",
+        ),
         ("Widget Manual > Mantenimiento", "Limpie el equipo con un paño seco."),
     ]
 

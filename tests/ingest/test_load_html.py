@@ -49,7 +49,7 @@ def test_weechat_user_guide_nests_headings_and_keeps_table_rows():
     assert all(s.heading.startswith("WeeChat user’s guide") for s in sections)
     options = next(s for s in sections if s.heading.endswith("5.5.2. Options"))
     assert options.heading.count(" > ") == 3  # title > 5. > 5.5. > 5.5.2.
-    assert "format | /set buflist.format.* | Formats used to display list of buffers." in options.text
+    assert "| format | /set buflist.format.* | Formats used to display list of buffers. |" in options.text
 
 
 def test_html_splitter_keeps_structure_and_drops_chrome():
@@ -70,7 +70,7 @@ def test_html_splitter_keeps_structure_and_drops_chrome():
         ("Widget manual", "Read this first."),
         ("Widget", "Intro bold text."),
         ("Widget > Setup", "Unpack\nPlug in\n\n  $ widget --start\n    ok"),
-        ("Widget > Setup > Cables", "Port | Use\nA1 | input"),
+        ("Widget > Setup > Cables", "| Port | Use |\n| --- | --- |\n| A1 | input |"),
         ("Widget > Care", "Keep dry."),
     ]
 
