@@ -174,6 +174,8 @@ class Answer:
         lang: the language the answer was asked for.
         refusal_score: the generator's probability of answering with the refusal sentence (None
             when not asked: refused by retrieval, or a generator that cannot score).
+        extracted: the text quotes a passage verbatim instead of the model's words (the model
+            refused after the refusal decision said the passages answer; ``rag.extractive``).
     """
 
     question: str
@@ -186,6 +188,7 @@ class Answer:
     lang: str = "en"
     timings: Timings = field(default_factory=Timings)
     refusal_score: float | None = None
+    extracted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from ingest.records import Answer, Citation, Passage, Timings
+from rag.extractive import Extract, frame
 from rag.refusal import is_refusal, refusal
 from rag.text import content_words, fold
 
@@ -73,6 +74,39 @@ def build_answer(
         invalid_citations=invalid,
         lang=lang,
         timings=timings or Timings(),
+    )
+
+
+def quoted_answer(
+    question: str,
+    extract: Extract,
+    prompt_passages: Sequence[Passage],
+    *,
+    passages: Sequence[Passage] | None = None,
+    lang: str = "en",
+    timings: Timings | None = None,
+) -> Answer:
+    """The ``Answer`` that quotes ``extract`` (``rag.extractive``) verbatim, citing its passage.
+
+    Used when the refusal decision said the passages answer and the model refused anyway; the
+    answer is marked ``extracted``.
+
+    >>> p = Passage("c", "f.pdf", "Press MODE to switch.", 3, "", "en", 1.0, 1)
+    >>> a = quoted_answer("How?", Extract(1, "Press MODE to switch."), [p])
+    >>> a.text, a.citations[0].page, a.extracted, a.refused
+    ('The documents say: "Press MODE to switch." [1]', 3, True, False)
+    """
+    number = extract.number
+    whole = {p.chunk_id: p.text for p in passages or ()}
+    citation = _citation(number, prompt_passages[number - 1], extract.quote, whole)
+    return Answer(
+        question=question,
+        text=frame(extract, lang),
+        citations=(citation,),
+        passages=tuple(prompt_passages if passages is None else passages),
+        lang=lang,
+        timings=timings or Timings(),
+        extracted=True,
     )
 
 

@@ -9,7 +9,9 @@
 use, so retrieval-only callers never pay for it). Answering is: retrieve (scoped, with the
 conversation for follow-ups) -> refuse without the model when nothing is relevant enough ->
 prompt -> the refusal decision on the signals measured before decoding (``rag.refusal``) ->
-stream, kept from the refusal sentence once the decision said "answer" -> resolve citations. The
+stream, kept from the refusal sentence once the decision said "answer" -> resolve citations (a
+refusal the model writes anyway after an "answer" decision becomes a cited quote of the passage,
+``rag.extractive``). The
 engine does not build indexes (``ingest.pipeline`` does) and keeps no conversation state: callers
 pass the history in. The module is over 300 lines because those steps are one class's methods,
 each short; the decisions themselves live in ``rag.refusal``, ``rag.prompt`` and ``rag.answer``.
@@ -29,7 +31,8 @@ from ingest.lang import detect_language
 from ingest.records import Answer, Message, Passage, Scope, Timings
 from ingest.settings import Settings
 from ingest.store_protocol import Store
-from rag.answer import build_answer
+from rag.answer import build_answer, quoted_answer
+from rag.extractive import extract
 from rag.generate import Generator, accepts_avoid, load_generator
 from rag.prompt import build_prompt, fit_passages
 from rag.refusal import (
@@ -211,6 +214,12 @@ class Engine:
             completion_tokens=generator.count_tokens(raw),
         )
         answer = build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
+        if answer.refused and signals.probability is not None:
+            # The decision weighed the model's doubt and said "answer"; the model refused in its
+            # own words anyway. The decision is the measured one: quote the passage instead.
+            quote = extract(question, shown)
+            if quote is not None:
+                answer = quoted_answer(question, quote, shown, passages=passages, lang=lang, timings=timings)
         yield dataclasses.replace(answer, refusal_score=score)
 
     def signals(

@@ -47,13 +47,15 @@ REFUSALS = {
 # Refusals, matched on lower-cased text without accents.
 _REFUSAL_EXACT = ("i could not find this in the documents", "no encontre esto en los documentos")
 _REFUSAL_VARIANTS = re.compile(
-    r"(could not|couldn't|cannot|can't|can not|unable to|did not|didn't) (find|answer|determine)"
+    r"(could not|couldn't|cannot|can't|can not|would not|unable to|did not|didn't) (find|answer|determine)"
     r"|(is|are) not (mentioned|provided|found|stated|specified|included) in the (passages|documents)"
     r"|(passages|documents|context) (do|does) not (contain|mention|provide|say|include|specify)"
     r"|no (information|mention) (about|on|of|regarding)"
-    r"|no (encontre|encontrado|encontramos|pude encontrar|puedo responder|se encuentra|se menciona"
-    r"|hay informacion)"
+    r"|no (encontre|encontrado|encontramos|pude encontrar|puedo responder|hay informacion)"
+    r"|no se (encuentra|menciona)\w* en (los|estos) (documentos|pasajes)"
     r"|(pasajes|documentos) no (contienen|mencionan|incluyen|dicen|proporcionan)"
+    # Qwen 0.5B's own wordings: "No se encontró esto ...", "No hay encontré esto ..."
+    r"|no (se |hay |he )?(encontr|hall)\w* (esto|eso|nada|informacion|la respuesta)"
 )
 
 # Refusal thresholds on the best passage's dense cosine, per embedder (bench/tune_fusion.py and

@@ -96,6 +96,8 @@ def _render_turn(i: int, turn: Turn, settings: Settings, engine: Engine | None, 
             render_passages(answer.passages, i, _locator(engine))
         else:
             st.markdown(safe_markdown(answer.text))
+            if answer.extracted:
+                st.caption("Quoted from the passage: the model did not put the answer in its own words.")
             if answer.unsupported:
                 st.caption(":warning: The answer cites no passage: check it against these passages.")
                 render_passages(answer.passages, i, _locator(engine), open_first=latest, title="")

@@ -44,6 +44,7 @@ class AnswerRecord:
     citations: tuple[Mapping[str, Any], ...] = ()
     timings: Mapping[str, Any] = field(default_factory=dict)
     refusal_score: float | None = None  # the generator's probability of the refusal sentence
+    extracted: bool = False  # a verbatim quote of a passage, not the model's words (rag.extractive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ def _answer(data: Mapping[str, Any]) -> AnswerRecord:
         citations=tuple(data.get("citations", ())),
         timings=dict(data.get("timings", {})),
         refusal_score=data.get("refusal_score"),
+        extracted=data.get("extracted", False),
     )
 
 

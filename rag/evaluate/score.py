@@ -113,6 +113,7 @@ def _record(answer: Answer, detect: Callable[[str], str]) -> AnswerRecord:
         refused=answer.refused,
         unsupported=answer.unsupported,
         refusal_score=answer.refusal_score,
+        extracted=answer.extracted,
         lang=detect(text) if text else "und",
         citations=tuple(
             {"number": c.number, "chunk_id": c.chunk_id, "source": c.source, "page": c.page}

@@ -33,7 +33,8 @@ def summarize(results: Sequence[QuestionResult]) -> dict[str, Summary]:
 def metric_names(summary: Summary) -> list[str]:
     """The metrics present in a summary, in display order (counts left out)."""
     order = ["false_refusal", *RETRIEVAL, *[m for m in summary if m.startswith("recall@")], *ANSWER]
-    order += ["refusal_precision", "refusal_recall", "latency_p50", "latency_p95"]
+    order += ["refusal_precision", "refusal_recall", "extracted"]
+    order += ["latency_p50", "latency_p95", "latency_first_token_p50", "latency_first_token_p95"]
     return [m for m in order if m in summary]
 
 
@@ -53,6 +54,15 @@ def _summarize_scope(results: Sequence[QuestionResult]) -> Summary:
     answered = [r for r in results if r.answer is not None]
     if answered:
         out.update(refusal_scores([r.answerable for r in answered], [r.answer.refused for r in answered]))
+        spoken = [r for r in answered if not r.answer.refused]
+        # Answers quoting a passage because the model refused after an "answer" decision.
+        out["extracted"] = sum(r.answer.extracted for r in spoken) / len(spoken) if spoken else None
+        # Seconds to the first streamed piece, where the model read the prompt (not retrieval's gate).
+        timings = [r.answer.timings for r in answered if r.answer.timings.get("prompt_tokens")]
+        firsts = [t["first_token"] for t in timings if t.get("first_token") is not None]
+        if firsts:
+            out["latency_first_token_p50"] = percentile(firsts, 50)
+            out["latency_first_token_p95"] = percentile(firsts, 95)
     latencies = [r.latency_s for r in results]
     out["latency_p50"] = percentile(latencies, 50)
     out["latency_p95"] = percentile(latencies, 95)

@@ -74,6 +74,9 @@ def test_all_retrieved_passages_are_kept_even_when_fewer_were_shown():
         "No puedo responder con estos pasajes.",
         "I couldn’t find this in the documents.",
         "No encontrado esto en los documentos.",  # Qwen 0.5B's wording once kept from the exact one
+        "No se encontró esto en los documentos.",  # and its other wordings on the dev set
+        "No hay encontré esto en los documentos.",
+        "I would not find this in the documents.",
     ],
 )
 def test_refusals_in_english_and_spanish(text):
@@ -85,7 +88,12 @@ def test_refusals_in_english_and_spanish(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["Connect the probe to A1 [1].", "El generador produce una onda sinusoidal [2].", "Yes, it can [1]."],
+    [
+        "Connect the probe to A1 [1].",
+        "El generador produce una onda sinusoidal [2].",
+        "Yes, it can [1].",
+        "Si no se encuentra el archivo, WeeChat usa el valor por defecto [1].",
+    ],
 )
 def test_ordinary_answers_are_not_refusals(text):
     assert not is_refusal(text)

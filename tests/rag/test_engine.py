@@ -210,6 +210,23 @@ def test_a_fitted_decision_refuses_on_the_signals_together(tmp_path, index, embe
     assert unasked.avoided == [""]  # nothing decided: the model may refuse on its own
 
 
+def test_a_refusal_after_an_answer_decision_becomes_a_cited_quote(tmp_path, index, embedder):
+    model = RefusalModel("hash-embedder", "doubting", 0.0, (0,) * 5, (1,) * 5, (0, 0, 2.0, 0, 0), 0.0, 0.5)
+    settings = _settings(tmp_path)
+    generator = DoubtingGenerator(0.2, "No encontrado esto en los documentos.")
+    answer = Engine(settings, index, embedder, generator, refusal_model=model).ask("¿Cómo mido un voltaje?")
+    assert not answer.refused and answer.extracted and len(answer.citations) == 1
+    assert answer.text.startswith('Los documentos dicen: "') and answer.text.endswith("[1]")
+    quoted = answer.text.split('"')[1]
+    assert quoted in answer.passages[0].text or quoted.rstrip(" …") in " ".join(
+        answer.passages[0].text.split()
+    )
+    # Without a decision that weighed the model, its own refusal stands.
+    unasked = DoubtingGenerator(0.2, "No encontrado esto en los documentos.")
+    answer = Engine(settings, index, embedder, unasked).ask("¿Cómo mido un voltaje?")
+    assert answer.refused and not answer.extracted
+
+
 def test_refusal_probability_setting_is_validated(tmp_path):
     settings = _settings(tmp_path)
     with pytest.raises(ConfigError, match="refusal_probability"):
