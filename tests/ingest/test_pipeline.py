@@ -49,9 +49,9 @@ def loads(monkeypatch) -> list[str]:
     seen: list[str] = []
     real = writer.load_file_with_warnings
 
-    def spy(path: Path, source: str):
+    def spy(path: Path, source: str, *args):
         seen.append(source)
-        return real(path, source)
+        return real(path, source, *args)
 
     monkeypatch.setattr(writer, "load_file_with_warnings", spy)
     return seen
