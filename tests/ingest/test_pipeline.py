@@ -49,9 +49,9 @@ def loads(monkeypatch) -> list[str]:
     seen: list[str] = []
     real = writer.load_file_with_warnings
 
-    def spy(path: Path, source: str, *args):
+    def spy(path: Path, source: str, *args, **kwargs):
         seen.append(source)
-        return real(path, source, *args)
+        return real(path, source, *args, **kwargs)
 
     monkeypatch.setattr(writer, "load_file_with_warnings", spy)
     return seen
