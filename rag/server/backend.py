@@ -76,13 +76,15 @@ class Backend:
         return self._engine
 
     def warm_up(self) -> bool:
-        """Open the engine and load its generator now (not at the first question); False when
-        there is no index yet."""
+        """Open the engine, load its generator and run one search now, so the first requests do
+        not pay for loading (the language detector's model, the vectors: about 15 s on a busy
+        CPU); False when there is no index yet."""
         try:
             engine = self.engine()
         except IndexNotFound:
             return False
         self._generation.submit(lambda: engine.generator).result()
+        engine.retrieve("warm up", k=1)
         return True
 
     def health(self) -> dict[str, Any]:

@@ -129,3 +129,12 @@ def test_answers_run_one_at_a_time_and_retrieval_does_not_wait_for_them(client, 
 def test_models_lists_the_served_model(client):
     data = client.get("/v1/models").json()
     assert data["object"] == "list" and data["data"][0]["id"] == "docqa"
+
+
+def test_warm_up_opens_the_engine_only_when_there_is_an_index(index_dir, settings, embedder, generator):
+    from tests.server.conftest import make_client
+
+    with make_client(settings, embedder, generator) as client:
+        assert client.app.state.backend.warm_up() is True
+    with make_client(settings.replace(index_dir=index_dir.parent / "none"), embedder, generator) as client:
+        assert client.app.state.backend.warm_up() is False
