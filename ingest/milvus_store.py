@@ -1,8 +1,8 @@
 """``MilvusStore``: the index folder's catalog with its vectors searched in a Milvus collection.
 
 What lives where: the SQLite catalog in the index folder stays the single truth, exactly as for the
-local store (files with their sha, size, mtime and pages; chunks with their text; every chunk's
-vector; the FTS5 table behind lexical search). Milvus holds a copy of the vectors, one row per
+local store (files with their sha, size, mtime and pages; chunks with their text, which lexical
+search ranks; every chunk's vector). Milvus holds a copy of the vectors, one row per
 chunk keyed by the catalog's chunk ``rowid`` (never reused), and answers dense searches in place of
 ``vectors.faiss``. Everything else, from the incremental bookkeeping of ingestion (unchanged files
 skipped, a changed file's unchanged chunk texts keeping their vectors) to lexical search, is the
@@ -11,21 +11,25 @@ local ``Index``'s, inherited unchanged: both stores ingest, list and search lexi
 Why lexical search stays in the catalog: Milvus Lite 3.2 has BM25 (a BM25 function on an analysed
 VARCHAR field), but its analyzer only splits and lowercases (no accent folding: "configuracion"
 does not find "configuración"), and it returns BM25 scores negated where a Milvus server returns
-them positive (``tests/ingest/test_milvus_store.py`` checks both); FTS5 folds accents, and keeping
-it gives both stores the same lexical results, the ones the fusion weights were tuned on.
+them positive (``tests/ingest/test_milvus_store.py`` checks both); the local lexical search folds
+accents, and keeping it gives both stores the same lexical results, the ones the fusion weights
+were tuned on.
 
 Crash safety: a write commits the catalog first (one SQLite transaction, as for the local store),
-then upserts the new rows into Milvus and deletes the replaced ones. A crash in between leaves
+then deletes the replaced rows from Milvus and upserts the new ones (``MilvusVectors`` is the
+vector layer ``Index`` writes through). A crash in between leaves
 Milvus missing rows or holding rows the catalog no longer has, never holding wrong vectors under a
 live id: ids are never reused, and an id's vector never changes. Any such mismatch is repaired from
 the catalog before it is served: on first use, whenever the catalog version changed behind this
 process's back, and after a failed Milvus write, the Milvus ids are compared with the catalog's,
-missing rows upserted from the catalog's vectors and extra ones deleted. The Milvus ids are read
+missing rows upserted from the catalog's vectors and extra ones deleted (the vectors are read only
+when rows are missing: reopening an intact index reads ids, not vectors). The Milvus ids are read
 before the catalog's, so a row another process has just added is in the catalog by then and is
 never deleted as extra. Every dense hit is looked up in the catalog, so a row deleted there is never
 returned; when one such stale row takes a place among the k best, the store repairs and searches
-again. No FAISS file or manifest is written: switching ``store`` back to "local" rebuilds
-``vectors.faiss`` from the catalog.
+again. ``commit`` flushes Milvus, removes a ``vectors.faiss`` the local store left (it no longer
+matches) and stamps the manifest (``vector_store`` "milvus"): switching ``store`` back to "local"
+rebuilds ``vectors.faiss`` from the catalog, and switching to "milvus" fills Milvus from it.
 
 Milvus Lite (a ``.db`` path; the default is ``milvus.db`` in the index folder) runs inside the
 process, serving on 127.0.0.1, and lets one process open its file at a time: the app and a
@@ -249,14 +253,14 @@ class MilvusStore(Index):
         held = self._milvus.ids()  # before the catalog's: see the module docstring
         missing_ids: list[int] = []
         missing: list[np.ndarray] = []
-        live: set[int] = set()
         with catalog.snapshot(self._conn):
             version = catalog.read_version(self._conn)
-            for rowids, vectors in catalog.iter_vectors(self._conn):
-                live.update(rowids)
-                keep = [i for i, rowid in enumerate(rowids) if rowid not in held]
-                missing_ids += [rowids[i] for i in keep]
-                missing.append(vectors[keep])
+            live = set(catalog.chunk_ids(self._conn, sorted(held)))  # Milvus's rows the catalog has
+            if len(live) < catalog.vector_count(self._conn):  # some are missing: read the vectors
+                for rowids, vectors in catalog.iter_vectors(self._conn):
+                    keep = [i for i, rowid in enumerate(rowids) if rowid not in held]
+                    missing_ids += [rowids[i] for i in keep]
+                    missing.append(vectors[keep])
         if missing_ids:
             self._milvus.add(missing_ids, np.concatenate(missing))
         self._milvus.remove(sorted(held - live))
