@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ __all__ = ["RayOptions", "RayRun", "RayUnavailable", "ingest_folder_on_ray"]
 _QUEUED_PER_WORKER = 2  # calls queued on one actor: it starts its next file without a round trip
 _READY_SECONDS = 600.0  # the workers' model loading, at most
 _POLL_SECONDS = 0.2  # while waiting for the next file in order, keep idle workers fed this often
+_CONNECT_SECONDS = 5.0  # a cluster's address must answer within this
 
 
 class RayUnavailable(DocqaError):
@@ -188,6 +190,7 @@ def _init(ray: Any, options: RayOptions) -> str:
             cpus = options.workers or os.cpu_count() or 1
             ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **common)
             return "local"
+        _check_reachable(options.address)
         ray.init(address=options.address, **common)
         return options.address
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -195,6 +198,29 @@ def _init(ray: Any, options: RayOptions) -> str:
         raise RayUnavailable(
             f"cannot start or reach {where} ({type(err).__name__}: {err}); check the address "
             "('ray status' on the head node), or leave out ADDRESS to run Ray on this machine"
+        ) from None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes).
+
+    >>> _check_reachable("auto")  # found by Ray on this machine: nothing to check here
+    >>> _check_reachable("head-node")
+    Traceback (most recent call last):
+    ingest.ray_ingest.RayUnavailable: bad Ray address 'head-node': use auto, ray://HOST:PORT or HOST:PORT
+    """
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"bad Ray address {address!r}: use auto, ray://HOST:PORT or HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_SECONDS):
+            pass
+    except OSError as err:
+        raise RayUnavailable(
+            f"nothing answers at {address} ({err.strerror or err}); start the cluster there "
+            "('ray start --head' prints its address) or check the address"
         ) from None
 
 

@@ -6,7 +6,8 @@ one CPU each), each in its own session so that teardown ends exactly the process
 Ray run builds must equal the local pipeline's (chunk ids and texts, vectors within 1e-5), both
 nodes must have read files, a re-run must send only the changed file, and a broken file must be
 skipped with the local pipeline's reason. A second test runs Ray on this machine alone with the
-network cut and every socket connection of the driver recorded.
+network cut and every socket connection of the driver recorded. Those two are slow (Ray and the
+model start in every worker); the fast ones check the errors and that only --ray imports Ray.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from ingest.pipeline import ingest_folder
 from ingest.settings import Settings
 from ingest.store import open_index
+from rag.cli import cli
 from tests.conftest import ROOT
 from tests.offline_audit import AUDIT_PRELUDE
-
-pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).with_name("ray")
 # Token authentication as Ray's default; no usage statistics; workers find the models where the
@@ -164,6 +165,7 @@ def _snapshot(index_dir: Path) -> dict:
     return {"files": sorted(f.path for f in files), "chunks": chunks, "vectors": vectors}
 
 
+@pytest.mark.slow
 def test_ray_cluster_builds_the_local_pipelines_index_incrementally(cluster, docs, tmp_path, minilm):
     address, startup = cluster
     ray_index, local_index = tmp_path / "ray-ix", tmp_path / "local-ix"
@@ -238,6 +240,7 @@ print(json.dumps({"code": code, "attempts": attempts}))
 """
 
 
+@pytest.mark.slow
 def test_local_ray_runtime_stays_offline(docs, tmp_path):
     """Ray started by docqa itself, in a network namespace with only the loopback (where allowed)."""
     env = {k: v for k, v in ENV.items() if not k.startswith("RAY_")}  # docqa must set what it needs
@@ -252,3 +255,29 @@ def test_local_ray_runtime_stays_offline(docs, tmp_path):
     assert outside == [], outside
     report = json.loads(done.stdout.strip().rsplit("\n", 1)[0])  # the report, then the audit's line
     assert report["ray"]["address"] == "local" and len(report["added"]) == 4
+
+
+def test_help_and_plain_ingest_do_not_import_ray() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from rag.cli import cli; "
+        "r = CliRunner().invoke(cli, ['ingest', '--help']); "
+        "print(r.exit_code, '--ray [ADDRESS]' in r.output, 'ray' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.stdout.split() == ["0", "True", "False"], done.stderr[-2000:]
+
+
+def test_ray_errors_are_one_line(docs: Path, tmp_path: Path) -> None:
+    index = str(tmp_path / "ix")
+    result = CliRunner().invoke(cli, ["ingest", str(docs), "--index", index, "--ray-workers", "2"])
+    assert result.exit_code == 2 and "--ray-workers needs --ray" in result.output
+    for address, message in (
+        (f"127.0.0.1:{_free_port()}", "error: nothing answers at 127.0.0.1:"),
+        ("head-node", "error: bad Ray address 'head-node': use auto, ray://HOST:PORT or HOST:PORT"),
+    ):
+        done = _docqa(
+            "ingest", str(docs), "--index", index, "--embedder", EMBEDDER, "--ray", address, timeout=60
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1].startswith(message), done.stderr[-2000:]
+    assert not (tmp_path / "ix").exists()  # nothing was written
