@@ -174,7 +174,7 @@ class Backend:
         with self._writing:
             info = find_document(self.documents(), ref)
             path = Path(info.root, info.path)
-            if not remove_document(self.settings.index_dir, path):
+            if not remove_document(self.settings.index_dir, path, self.settings):
                 raise ApiError(404, f"{info.source} is not in the index any more", "document_not_found")
             delete_upload(uploads_dir(self.settings.index_dir), path)
             return info

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from ingest.pipeline import ingest_folder
 from ingest.records import Message
 from ingest.settings import Settings
-from ingest.store import open_index
+from ingest.stores import open_store
 from rag.engine import Engine
 from rag.server.app import create_app
 from tests.fakes import HashEmbedder, ReplayGenerator
@@ -90,7 +90,7 @@ def make_client(settings: Settings, embedder, generator, tokens: tuple[str, ...]
     """A test client of the real app; its engine opens the index at the first request."""
 
     def engine_factory() -> Engine:
-        return Engine(settings, open_index(settings.index_dir), embedder, generator, refusal_model=None)
+        return Engine(settings, open_store(settings), embedder, generator, refusal_model=None)
 
     app = create_app(engine_factory, settings, tokens, embedder_factory=lambda: embedder)
     return TestClient(app, raise_server_exceptions=False)

@@ -15,7 +15,7 @@ import pytest
 
 from ingest.pipeline import ingest_folder
 from ingest.settings import Settings
-from ingest.store import open_index
+from ingest.stores import open_store
 from rag.engine import Engine
 from rag.generate import load_generator
 from rag.server.app import create_app
@@ -38,7 +38,7 @@ def _recipe(settings: Settings, url: str) -> Settings:
 
 def test_the_engine_answers_with_citations_through_vllm(index_dir, settings, embedder, vllm):
     settings = _recipe(settings, vllm.url)
-    with Engine(settings, open_index(index_dir), embedder, load_generator(settings)) as engine:
+    with Engine(settings, open_store(settings, index_dir), embedder, load_generator(settings)) as engine:
         answer = engine.ask("How do I measure a voltage?")
     assert answer.text == "Connect the signal to A1 [1]." and not answer.refused
     assert answer.citations[0].source in ("manual.md", "manual.es.md")
@@ -59,7 +59,7 @@ def test_docqa_serve_in_front_of_vllm(index_dir, settings, embedder, vllm):
     settings = _recipe(settings, vllm.url)
 
     def engine_factory() -> Engine:
-        return Engine(settings, open_index(index_dir), embedder, load_generator(settings))
+        return Engine(settings, open_store(settings, index_dir), embedder, load_generator(settings))
 
     with TestClient(create_app(engine_factory, settings)) as client:
         body = {"model": "docqa", "messages": [{"role": "user", "content": "How do I measure a voltage?"}]}
