@@ -130,6 +130,9 @@ class Backend:
         stop = threading.Event()
 
         def work() -> None:
+            if stop.is_set():  # the caller left while this answer waited for the worker
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                return
             try:
                 engine = self.engine()
                 with contextlib.closing(

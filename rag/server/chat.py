@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,9 @@ def completion(answer: Answer, reply: Reply) -> dict[str, Any]:
     }
 
 
-async def events(first: str | Answer, rest: AsyncIterator[str | Answer], reply: Reply) -> AsyncIterator[str]:
+async def events(
+    first: str | Answer, rest: AsyncGenerator[str | Answer, None], reply: Reply
+) -> AsyncGenerator[str, None]:
     """The server-sent events of a streamed reply, from the engine's items (``first`` already read)."""
     yield _event(_chunk(reply, {"role": "assistant", "content": ""}))
     try:
@@ -67,6 +69,8 @@ async def events(first: str | Answer, rest: AsyncIterator[str | Answer], reply: 
         yield sse_error(RuntimeError("the answer stream ended without an answer"))
     except Exception as err:
         yield sse_error(err)
+    finally:
+        await rest.aclose()  # a client that left stops the generation at its next piece
     yield "data: [DONE]\n\n"
 
 

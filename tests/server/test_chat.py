@@ -3,10 +3,14 @@ OpenAI's shapes, citations, history, scope, and the server-sent events format.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 
+from ingest.errors import GeneratorUnavailable
 from ingest.records import Message
+from tests.server.conftest import GatedGenerator, make_client
 
 
 def _ask(client, content: str, **extra):
@@ -132,9 +136,56 @@ def test_models_lists_the_served_model(client):
 
 
 def test_warm_up_opens_the_engine_only_when_there_is_an_index(index_dir, settings, embedder, generator):
-    from tests.server.conftest import make_client
-
     with make_client(settings, embedder, generator) as client:
         assert client.app.state.backend.warm_up() is True
     with make_client(settings.replace(index_dir=index_dir.parent / "none"), embedder, generator) as client:
         assert client.app.state.backend.warm_up() is False
+
+
+class _FailingGenerator(GatedGenerator):
+    """Writes one piece, then fails as a server-backed generator can mid-answer."""
+
+    def stream(self, messages, max_new_tokens=256):
+        yield "Connect "
+        raise GeneratorUnavailable("the OpenAI-compatible server reported an error mid-answer: check its log")
+
+
+def test_an_error_after_the_first_piece_is_an_error_event_then_done(index_dir, settings, embedder):
+    with make_client(settings, embedder, _FailingGenerator()) as client:
+        body = {"stream": True, "messages": [{"role": "user", "content": "How do I measure a voltage?"}]}
+        with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+            assert reply.status_code == 200
+            payloads = _events(reply.read().decode())
+    assert payloads[-1] == "[DONE]"
+    assert json.loads(payloads[1])["choices"][0]["delta"]["content"] == "Connect "
+    error = json.loads(payloads[-2])["error"]
+    assert error["code"] == "generator_unavailable" and "check its log" in error["message"]
+
+
+class _SlowGenerator(GatedGenerator):
+    """Writes ten pieces, 0.1 s apart, and records each one it wrote."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def stream(self, messages, max_new_tokens=256):
+        for n in range(10):
+            time.sleep(0.1)
+            self.written.append(f"w{n} ")
+            yield f"w{n} "
+
+
+def test_a_reader_that_leaves_stops_the_generation(index_dir, settings, embedder):
+    generator = _SlowGenerator()
+    with make_client(settings, embedder, generator) as client:
+        backend = client.app.state.backend
+
+        async def read_one_then_leave() -> None:
+            items = backend.answer("How do I measure a voltage?")
+            assert await anext(items) == "w0 "
+            await items.aclose()
+            await asyncio.sleep(1.5)  # the loop stays up: the ten pieces would be written by now
+
+        asyncio.run(read_one_then_leave())
+    assert 1 <= len(generator.written) <= 3, generator.written
