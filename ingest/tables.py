@@ -63,18 +63,18 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def is_table(rows: Sequence[Sequence[str]]) -> bool:
-    """Whether rows hold a table: two rows or more, and two columns or more with text in them.
+    """Whether rows hold a table: two rows or more with text in two cells or more.
 
-    A frame around a figure or a note (one row, or one column) is not one.
+    A frame around a figure or a note is not one: one row, one column, or its text in cells of
+    different rows (a note's icon below and its text beside it).
 
     >>> is_table([["Pin", "Range"], ["A1", "±16 V"]]), is_table([["Note", "Read this first."]])
     (True, False)
+    >>> is_table([["", "On macOS, use Homebrew."], ["Note", ""]])
+    False
     """
-    if len(rows) < _MIN_ROWS:
-        return False
-    width = max(len(row) for row in rows)
-    columns = sum(1 for i in range(width) if any(i < len(row) and row[i].strip() for row in rows))
-    return columns >= _MIN_COLUMNS
+    full = sum(1 for row in rows if sum(1 for cell in row if cell.strip()) >= _MIN_COLUMNS)
+    return full >= _MIN_ROWS
 
 
 def table_blocks(text: str) -> list[TableBlock]:
@@ -199,23 +199,64 @@ def worth_searching(path_objects: int) -> bool:
     return _MIN_PATHS <= path_objects <= _MAX_PATHS
 
 
+Point = tuple[float, float] | None  # a character's centre in PDF space; None for a line end
+
+
+def char_centres(text: str, char_box: Callable[[int], tuple[float, float, float, float]]) -> list[Point]:
+    """The centre of each character of pdfium's page text (None for the line ends it adds).
+
+    >>> char_centres("a\\nb", lambda i: (0, 0, 2, 4))
+    [(1.0, 2.0), None, (1.0, 2.0)]
+    """
+    out: list[Point] = []
+    for index, char in enumerate(text):
+        if char in "\r\n":
+            out.append(None)
+            continue
+        left, bottom, right, top = char_box(index)
+        out.append(((left + right) / 2, (bottom + top) / 2))
+    return out
+
+
+def text_in_box(text: str, centres: Sequence[Point], box: tuple[float, float, float, float]) -> str:
+    """The characters whose centre lies in ``box``, in text order; a line end after one of them
+    stays (as a space between the words it separates).
+
+    A cell's text by centres, not pdfium's bounded text: that also returns characters merely
+    touching the box, so a tall glyph would show in two rows.
+
+    >>> text_in_box("ab\\ncd", [(1, 1), (5, 1), None, (1, 0), (9, 9)], (0, 0, 6, 2))
+    'ab\\nc'
+    """
+    left, bottom, right, top = box
+    out, last = [], -2
+    for index, centre in enumerate(centres):
+        if centre is None:
+            if last == index - 1:
+                out.append(text[index])
+                last = index
+        elif left <= centre[0] <= right and bottom <= centre[1] <= top:
+            out.append(text[index])
+            last = index
+    return "".join(out)
+
+
 def text_without_tables(
-    text: str, boxes: Sequence[tuple[float, float, float, float]], char_box: Callable[[int], tuple]
+    text: str, boxes: Sequence[tuple[float, float, float, float]], centres: Sequence[Point]
 ) -> tuple[str, list[int]]:
     """The page text with each table's characters replaced by one marker, and which tables were seen.
 
     Args:
         text: pdfium's page text, one character per pdfium character index.
         boxes: the tables' boxes in PDF space.
-        char_box: pdfium's ``get_charbox(index)`` -> (left, bottom, right, top).
+        centres: each character's centre (``char_centres``).
 
     Returns:
         The text where the first character of table ``k`` inside its box became ``"\\x00{k}\\x00"``
         and its other characters are gone; and the tables that had characters (a table whose box
         holds none of the page's characters is left out by the caller: its text is elsewhere).
 
-    >>> boxes = [(0.0, 0.0, 10.0, 10.0)]
-    >>> text_without_tables("ab\\ncd", boxes, lambda i: (20, 20, 21, 21) if i < 3 else (1, 1, 2, 2))
+    >>> text_without_tables("ab\\ncd", [(0.0, 0.0, 10.0, 10.0)], [(20, 20), (20, 20), None, (1, 1), (2, 1)])
     ('ab\\n\\x000\\x00', [0])
     """
     out: list[str] = []
@@ -224,9 +265,8 @@ def text_without_tables(
         table = None
         if char == "\x00":  # the marker's own character
             continue
-        if char not in "\r\n":
-            left, bottom, right, top = char_box(index)
-            x, y = (left + right) / 2, (bottom + top) / 2
+        if centres[index] is not None:
+            x, y = centres[index]
             table = next((k for k, (a, b, c, d) in enumerate(boxes) if a <= x <= c and b <= y <= d), None)
         if table is None:
             out.append(char)
@@ -278,14 +318,15 @@ class PdfTableReader:
             if page is None:
                 return text
             try:
-                tables = find_pdf_tables(page, lambda *box: textpage.get_text_bounded(*box))
+                centres = char_centres(text, textpage.get_charbox)
+                tables = find_pdf_tables(page, lambda *box: text_in_box(text, centres, box))
             finally:
                 page.close()
         except Exception:  # pdfminer choking on a malformed page must not lose the page's text
             return text
         if not tables:
             return text
-        marked, seen = text_without_tables(text, [t.box for t in tables], textpage.get_charbox)
+        marked, seen = text_without_tables(text, [t.box for t in tables], centres)
         if not seen:
             return text
         return insert_tables(marked, [markdown_table(table.rows) for table in tables])
