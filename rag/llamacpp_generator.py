@@ -9,8 +9,11 @@ one llama.cpp step per token.
 
 One llama.cpp context holds one sequence: each call keeps what the previous one left in the KV
 cache up to the longest common token prefix and prefills only the rest (docqa's rules and worked
-examples open every prompt), and a lock serialises callers (the Streamlit app's threads). It
-does not sample, batch several questions, or run on a GPU.
+examples open every prompt), and a lock serialises callers (the Streamlit app's threads). The
+rules and examples differ per answer language, so an English question after a Spanish one would
+prefill them again: the KV of the last few prompts is kept as snapshots (``PrefixSnapshots``, a
+few MB each for the 0.5B model) and the one sharing the longest prefix is restored when it saves
+more than the cache in hand. It does not sample, batch several questions, or run on a GPU.
 
 Needs ``llama-cpp-python`` (built from source; see the README and the Makefile's
 ``LLAMA_CMAKE_ARGS``).
@@ -95,6 +98,7 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
         self._logits: np.ndarray | None = None  # next-token logits after the KV's first _logits_n
         self._logits_n = -1
+        self._snapshots = PrefixSnapshots()
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -178,6 +182,8 @@ class LlamaCppGenerator:
         if same >= len(ids) and self._logits_n == len(ids) and self._logits is not None:
             llm.n_tokens = len(ids)  # the cells after it are removed by the next eval
             return self._logits
+        if same < len(ids) - SNAPSHOT_MIN_TOKENS:
+            same = max(same, self._restore(ids, same))
         start = min(same, len(ids) - 1)  # at least one token goes in, for its logits
         llm.n_tokens = start
         self._logits_n = -1
@@ -187,7 +193,42 @@ class LlamaCppGenerator:
             raise GeneratorUnavailable(f"llama.cpp could not run the prompt: {err}") from err
         self._logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm._n_vocab,)).copy()
         self._logits_n = len(ids)
+        if len(ids) - start >= SNAPSHOT_MIN_TOKENS:  # a prompt's prefill, not one decoding step
+            self._snapshots.add(ids, self._sequence_state())
         return self._logits
+
+    def _sequence_state(self) -> bytes:
+        """The KV cache of sequence 0 as llama.cpp serialises it."""
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return bytes(buffer[:written])
+
+    def _restore(self, ids: Sequence[int], same: int) -> int:
+        """Load the snapshot sharing the longest prefix with ``ids`` when it beats the ``same``
+        tokens the cache holds by ``SNAPSHOT_MIN_TOKENS``; how many tokens are then reusable."""
+        import ctypes
+
+        import llama_cpp
+
+        found = self._snapshots.best(ids)
+        if found is None or found[0] < same + SNAPSHOT_MIN_TOKENS:
+            return same
+        shared, tokens, state = found
+        llm = self._llm
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if not llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(state), 0):
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)  # a failed load may leave anything: start afresh
+            llm.n_tokens = 0
+            return 0
+        llm.input_ids[: len(tokens)] = tokens
+        llm.n_tokens = len(tokens)
+        return shared
 
     def _logits_of_batch(self, tokens: Sequence[int], position: int) -> list[np.ndarray]:
         """Next-token logits after each of ``tokens`` placed at ``position`` on; the KV cache's
@@ -204,6 +245,43 @@ class LlamaCppGenerator:
             block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), llm._n_vocab))
             rows.extend(np.array(block))
         return rows
+
+
+SNAPSHOT_MIN_TOKENS = 32  # a snapshot is taken after, and restored to save, at least this many tokens
+SNAPSHOT_SLOTS = 4  # prompts kept: the answer languages in use, with room to spare
+
+
+class PrefixSnapshots:
+    """The KV caches of recent prompts, to restore the one sharing the longest token prefix.
+
+    A new prompt replaces the snapshots it shares at least half of their tokens with (the same
+    language's rules and examples: the newest stands for them), then the oldest beyond
+    ``SNAPSHOT_SLOTS``.
+
+    >>> shots = PrefixSnapshots(slots=2)
+    >>> shots.add([1, 2, 3, 4], b"en1"); shots.add([7, 8, 9], b"es"); shots.add([1, 2, 3, 5], b"en2")
+    >>> [state for _, state in shots.items]
+    [b'es', b'en2']
+    >>> shots.best([1, 2, 3, 9])[0], shots.best([5]) is None
+    (3, True)
+    """
+
+    def __init__(self, slots: int = SNAPSHOT_SLOTS) -> None:
+        self.slots = slots
+        self.items: list[tuple[np.ndarray, bytes]] = []
+
+    def add(self, ids: Sequence[int], state: bytes) -> None:
+        """Keep ``state``, the KV cache holding exactly ``ids``."""
+        tokens = np.asarray(ids, dtype=np.int64)
+        others = [(old, kept) for old, kept in self.items if _common_prefix(old, ids) * 2 < len(old)]
+        self.items = [*others[len(others) - self.slots + 1 :], (tokens, state)]
+
+    def best(self, ids: Sequence[int]) -> tuple[int, np.ndarray, bytes] | None:
+        """(shared prefix length, tokens, state) of the snapshot sharing most with ``ids``;
+        None when none shares a token."""
+        scored = [(_common_prefix(tokens, ids), tokens, state) for tokens, state in self.items]
+        found = max(scored, key=lambda item: item[0], default=None)
+        return found if found is not None and found[0] > 0 else None
 
 
 def _import_llama():

@@ -96,9 +96,10 @@ def llama(qwen_folder):
 
 
 def _forget(llama) -> None:
-    """Empty the KV cache: the next call prefills its whole prompt."""
+    """Empty the KV cache and its snapshots: the next call prefills its whole prompt."""
     llama._llm.n_tokens = 0
     llama._logits_n = -1
+    llama._snapshots.items.clear()
 
 
 def _plain_probability(llama, messages, text: str) -> float:
@@ -223,3 +224,21 @@ def test_a_cited_answer_through_the_engine_with_the_network_cut(tmp_path: Path, 
     assert "5 V" in result["text"], result
     assert result["cited"] and result["cited"][0].endswith("sources.md"), result
     assert 0.0 < result["probability"] < 0.5
+
+
+@pytest.mark.slow
+def test_a_language_switch_restores_the_other_languages_prefix(llama, monkeypatch):
+    english = _messages("To what voltage range can PV1 be set?", (PV1, WG))
+    spanish = _messages("¿Qué rango de frecuencias cubre WG?", (WG, PV1), language="es")
+    again = _messages("What frequency range does WG cover?", (WG, PV1))
+    _forget(llama)
+    alone = "".join(llama.stream(again, max_new_tokens=24))
+    _forget(llama)
+    "".join(llama.stream(english, max_new_tokens=8))  # English rules and examples: a snapshot
+    "".join(llama.stream(spanish, max_new_tokens=8))  # the cache now holds the Spanish ones
+    fed: list[int] = []
+    real_eval = llama._llm.eval
+    monkeypatch.setattr(llama._llm, "eval", lambda tokens: (fed.append(len(tokens)), real_eval(tokens))[1])
+    restored = "".join(llama.stream(again, max_new_tokens=24))
+    assert restored == alone and "5" in restored
+    assert fed[0] < len(llama.prompt_ids(again)) // 2  # the English prefix came from its snapshot
