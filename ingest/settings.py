@@ -23,7 +23,7 @@ from ingest.ocr import OCR_ENGINES
 
 APP_NAME = "docqa"
 EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
-GENERATOR_RUNTIMES = ("torch", "llama.cpp")
+GENERATOR_RUNTIMES = ("auto", "torch", "llama.cpp")
 TABLES = ("on", "off")
 STORES = ("local", "milvus")
 
@@ -55,10 +55,11 @@ class Settings:
     # Generator: a bundled name, a local transformers model folder, or "openai" for an
     # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).
     generator: str = "qwen2.5-coder-0.5b-instruct"
-    # How a bundled or local generator runs: "torch" (the safetensors folder in fp32; the fitted
-    # refusal decision was fitted on its probabilities) or "llama.cpp" (the folder's model.gguf,
-    # 4-bit, through llama-cpp-python: several times faster decoding; bench/bench_runtimes.py).
-    generator_runtime: str = "torch"
+    # How a bundled or local generator runs: "llama.cpp" (the folder's model.gguf, 4-bit, through
+    # llama-cpp-python: faster decoding, a third of the memory, the same answers;
+    # bench/bench_runtimes.py), "torch" (the safetensors folder in fp32), or "auto": llama.cpp
+    # when llama-cpp-python is installed and the folder has its model.gguf, else torch.
+    generator_runtime: str = "auto"
     # OpenAI-compatible server: base URL, model name, and the environment variable with the key.
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = ""

@@ -264,15 +264,33 @@ def accepts_avoid(generator: Generator) -> bool:
         return False
 
 
+def resolve_runtime(runtime: str, folder: str | Path) -> str:
+    """The runtime a local generator folder runs on: ``runtime`` itself unless it is "auto", which
+    means llama.cpp when llama-cpp-python is installed and the folder holds its GGUF, else torch.
+
+    >>> resolve_runtime("torch", "/nowhere"), resolve_runtime("auto", "/nowhere")
+    ('torch', 'torch')
+    """
+    if runtime != "auto":
+        return runtime
+    import importlib.util
+
+    from ingest.registry import GGUF_FILE
+
+    gguf = (Path(folder) / GGUF_FILE).is_file()
+    return "llama.cpp" if gguf and importlib.util.find_spec("llama_cpp") is not None else "torch"
+
+
 def load_generator(settings: Settings) -> Generator:
     """The generator ``settings.generator`` names, ready to stream.
 
     "openai" gives an ``OpenAIGenerator`` for ``settings.openai_base_url``, with the key from
     the environment variable ``settings.openai_api_key_env`` names ("": no key); a bundled name
     (``docqa models list``) or a local transformers folder gives a ``TransformersGenerator``, or
-    with ``settings.generator_runtime`` "llama.cpp" a ``LlamaCppGenerator`` over the folder's
-    ``model.gguf``. Raises ModelNotFound (with the fetch command) or GeneratorUnavailable (also
-    when llama.cpp is asked for but not installed, or the folder has no GGUF: with the fix).
+    with ``settings.generator_runtime`` "llama.cpp" (or "auto" where it can run,
+    ``resolve_runtime``) a ``LlamaCppGenerator`` over the folder's ``model.gguf``. Raises
+    ModelNotFound (with the fetch command) or GeneratorUnavailable (also when llama.cpp is asked
+    for but not installed, or the folder has no GGUF: with the fix).
     """
     if settings.generator == "openai":
         from rag.openai_generator import OpenAIGenerator
@@ -288,7 +306,7 @@ def load_generator(settings: Settings) -> Generator:
             f"no generator {settings.generator!r}: give a bundled name ('docqa models list'), a "
             "transformers model folder, or 'openai'"
         )
-    if settings.generator_runtime == "llama.cpp":
+    if resolve_runtime(settings.generator_runtime, folder) == "llama.cpp":
         from rag.llamacpp_generator import LlamaCppGenerator
 
         return LlamaCppGenerator(folder, threads=settings.threads)

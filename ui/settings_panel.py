@@ -16,6 +16,7 @@ import streamlit as st
 from ingest import registry
 from ingest.errors import ConfigError
 from ingest.settings import Settings
+from rag.generate import resolve_runtime
 from ui.feedback import export_questions, feedback_path, list_feedback
 
 DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
@@ -37,6 +38,13 @@ def generator_choices(base: Settings) -> dict[str, str]:
         choices[base.generator] = f"{base.generator} (configured)"
     choices[OPENAI] = "OpenAI-compatible server (vLLM, Ollama, llama.cpp…)"
     return choices
+
+
+def _folder(generator: str, base: Settings) -> str:
+    """The folder a bundled name or a local path points to (it need not exist)."""
+    if generator in registry.BUNDLED:
+        return str(registry.model_path(generator, base.models_dir))
+    return generator
 
 
 def runtime_label(runtime: str) -> str:
@@ -75,7 +83,8 @@ def render_sidebar(base: Settings) -> tuple[str, Settings]:
     )
     changes = {"top_k": top_k, "answer_language": language, "generator": generator}
     if generator != OPENAI:
-        sidebar.caption(f"Runtime: {runtime_label(base.generator_runtime)} (setting `generator_runtime`)")
+        runtime = resolve_runtime(base.generator_runtime, _folder(generator, base))
+        sidebar.caption(f"Runtime: {runtime_label(runtime)} (setting `generator_runtime`)")
     if QUALITY_GENERATOR not in choices:
         sidebar.caption(f"Better answers: `docqa models fetch {QUALITY_GENERATOR}`, then reload.")
     if generator == OPENAI:

@@ -59,21 +59,26 @@ def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, mode
 @models_dir_option
 def list_(as_json: bool, models_dir: Path | None) -> None:
     """Show each bundled model: role, size, licence, path, fetched or not, and the runtime
-    generators run on (the setting generator_runtime: torch or llama.cpp)."""
+    generators run on (the setting generator_runtime: auto, torch or llama.cpp)."""
+    from rag.generate import resolve_runtime
+
     settings = settings_from(models_dir=models_dir)
     rows = registry.list_models(settings.models_dir)
+    runtime = settings.generator_runtime
+    runtimes = {s.name: resolve_runtime(runtime, s.path) for s in rows if s.role == "generator"}
     if as_json:
-        runtime = {"generator_runtime": settings.generator_runtime}
-        click.echo(json.dumps([_row(s) | (runtime if s.role == "generator" else {}) for s in rows], indent=1))
+        extra = {name: {"generator_runtime": value} for name, value in runtimes.items()}
+        click.echo(json.dumps([_row(s) | extra.get(s.name, {}) for s in rows], indent=1))
         return
     for s in rows:
         mark = "fetched" if s.fetched else "missing"
         size = f"{s.size_bytes / 1e6:,.0f} MB" if s.fetched else "-"
         default = "default" if s.default else "optional"
         click.echo(f"{s.name:30} {s.role:9} {default:8} {mark:7} {size:>9}  {s.licence:20} {s.path}")
+    on = ", ".join(f"{name} on {runtime}" for name, runtime in runtimes.items())
     click.echo(
-        f"generators run on {settings.generator_runtime} (generator_runtime: torch, or llama.cpp "
-        f"for the folders' {registry.GGUF_FILE})"
+        f"generators run: {on} (generator_runtime = {settings.generator_runtime}: auto takes "
+        f"llama.cpp for the folders' {registry.GGUF_FILE} when llama-cpp-python is installed, else torch)"
     )
 
 

@@ -7,6 +7,7 @@ against a plain computation and against torch, streaming, and the prompt-prefix 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from ingest.errors import ConfigError, GeneratorUnavailable
 from ingest.records import Message, Passage
 from ingest.settings import Settings
 from rag.cli import cli
-from rag.generate import load_generator
+from rag.generate import load_generator, resolve_runtime
 from rag.prompt import build_prompt
 from rag.refusal import refusal
 from tests.offline_audit import run_offline
@@ -53,9 +54,9 @@ def _messages(question: str, passages=(PV1,), language: str = "en") -> list[Mess
 
 
 def test_the_runtime_setting_is_checked() -> None:
-    assert Settings().generator_runtime == "torch"
+    assert Settings().generator_runtime == "auto"
     assert Settings(generator_runtime="llama.cpp").generator_runtime == "llama.cpp"
-    with pytest.raises(ConfigError, match=r"generator_runtime.*torch, llama\.cpp"):
+    with pytest.raises(ConfigError, match=r"generator_runtime.*auto, torch, llama\.cpp"):
         Settings(generator_runtime="onnx")
 
 
@@ -76,11 +77,24 @@ def test_models_list_shows_the_runtime(tmp_path: Path) -> None:
     env = {"DOCQA_GENERATOR_RUNTIME": "llama.cpp"}
     result = CliRunner().invoke(cli, ["models", "list", "--models-dir", str(tmp_path)], env=env)
     assert result.exit_code == 0, result.output
-    assert "generators run on llama.cpp" in result.output
+    assert "qwen2.5-coder-0.5b-instruct on llama.cpp" in result.output
     rows = json.loads(
         CliRunner().invoke(cli, ["models", "list", "--json", "--models-dir", str(tmp_path)], env=env).output
     )
     assert {r.get("generator_runtime") for r in rows if r["role"] == "generator"} == {"llama.cpp"}
+
+
+def test_auto_takes_llama_cpp_only_where_it_can_run(tmp_path: Path, monkeypatch) -> None:
+    assert resolve_runtime("auto", tmp_path) == "torch"  # no model.gguf
+    (tmp_path / "model.gguf").write_bytes(b"")
+    assert resolve_runtime("auto", tmp_path) == "llama.cpp"
+    assert resolve_runtime("torch", tmp_path) == "torch"
+    # "models list" says what auto chose for each generator folder (none fetched here: torch).
+    result = CliRunner().invoke(cli, ["models", "list", "--models-dir", str(tmp_path / "m")], env={})
+    assert "qwen2.5-coder-0.5b-instruct on torch" in result.output and "auto" in result.output
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name))
+    assert resolve_runtime("auto", tmp_path) == "torch"  # llama-cpp-python missing
 
 
 # ---------------------------------------------------------------- the real model
