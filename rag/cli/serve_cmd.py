@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -60,6 +61,7 @@ def serve(
         raise click.BadParameter(f"{port} is not a port; use 1 to 65535", param_hint="--port")
     tokens = load_tokens(tokens_file, os.environ)
     check_exposure(host, tokens)  # before seconds of model loading
+    _check_port(host, port)
     settings = settings_from(config, index_dir=index_dir, models_dir=models_dir)
     check_index(settings.index_dir, embedder_name(settings))  # a mismatch fails now, not per request
     embedder = functools.cache(lambda: load_embedder(settings))
@@ -73,6 +75,22 @@ def serve(
     auth = f"{len(tokens)} token(s)" if tokens else "no token (loopback only)"
     click.echo(f"docqa serve: http://{host}:{port}/v1 over {settings.index_dir}, {auth}", err=True)
     _run(app, host, port)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before loading any model when ``host:port`` cannot be listened on (in use, no such
+    address); uvicorn would say so only after the models are loaded."""
+    from ingest.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host.strip("[]"), port), family=family):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({err.strerror or err}): stop what uses the port, "
+            "or pick another with --port (or another --host)"
+        ) from None
 
 
 def _app(settings, tokens, engine_factory, embedder_factory):

@@ -4,6 +4,7 @@ every route but /healthz."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -80,3 +81,17 @@ def test_docqa_serve_refuses_to_start_exposed_without_tokens(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: refusing to listen on 0.0.0.0 without API tokens"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_docqa_serve_says_a_port_in_use_before_loading_models(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "rag", "serve", "--port", str(port), "--index", str(tmp_path / "i")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}"), done.stderr
+    assert "pick another with --port" in done.stderr and "Traceback" not in done.stderr
