@@ -10,11 +10,20 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rag.cli.common import index_option, models_dir_option, settings_from
+
+if TYPE_CHECKING:  # the heavy imports wait until the command runs (docqa --help stays fast)
+    from fastapi import FastAPI
+
+    from ingest.embed import Embedder
+    from ingest.settings import Settings
+    from rag.engine import Engine
 
 
 @click.command()
@@ -93,13 +102,18 @@ def _check_port(host: str, port: int) -> None:
         ) from None
 
 
-def _app(settings, tokens, engine_factory, embedder_factory):
+def _app(
+    settings: Settings,
+    tokens: tuple[str, ...],
+    engine_factory: Callable[[], Engine],
+    embedder_factory: Callable[[], Embedder],
+) -> FastAPI:
     from rag.server.app import create_app
 
     return create_app(engine_factory, settings, tokens, embedder_factory=embedder_factory)
 
 
-def _run(app, host: str, port: int) -> None:
+def _run(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
