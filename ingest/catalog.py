@@ -217,17 +217,13 @@ def vector_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
 
 
-def term_count(conn: sqlite3.Connection, term: str) -> int:
-    """How many chunks hold ``term`` (one word, as ``ingest.lexical.fts_terms`` gives it)."""
-    return conn.execute(
-        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{term}"',)
-    ).fetchone()[0]
-
-
 def search_lexical(
     conn: sqlite3.Connection, match: str, k: int, sources: Collection[str] | None = None
 ) -> list[tuple[str, float]]:
     """BM25 over chunk text for an FTS5 ``match`` expression: (chunk_id, score > 0), best first.
+
+    FTS5's own ranking: the reference ``ingest.lexical.LexicalIndex`` (what the store searches) is
+    compared with in tests and bench/bench_retrieval.py.
 
     With ``sources``, only chunks of the files citing those names are ranked (before the limit).
     """
@@ -336,6 +332,12 @@ def iter_vectors(conn: sqlite3.Connection, batch: int = 4096) -> Iterator[tuple[
     while rows := cursor.fetchmany(batch):
         ids = [r[0] for r in rows]
         yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(ids), -1)
+
+
+def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """All (rowid, text) of the chunks, by rowid (the lexical index is built from them); run inside
+    a read transaction for a consistent snapshot."""
+    yield from conn.execute("SELECT rowid, text FROM chunks ORDER BY rowid")
 
 
 def chunk_ids(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, str]:

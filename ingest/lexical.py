@@ -1,27 +1,46 @@
-"""The terms of a lexical (FTS5 BM25) search: a query's words, and which of them are worth a pass.
+"""Lexical (BM25) search: a query's words, and an in-memory inverted index that ranks chunks by them.
 
-``fts_terms`` turns any text into words safe to quote in an FTS5 ``MATCH`` (punctuation and quotes
-dropped, case and Unicode normalised; accents are folded by the FTS5 tokenizer itself).
-``TermCounts`` leaves out the words found in half the chunks or more when another query word is
-in at least ``k`` chunks: FTS5's BM25 gives them an IDF of 1e-6, so the chunks that only they
-match rank below all the others and the ``k`` best are the same, but each such word costs a pass
-over half the index (the 100k-chunk bench: p50 317 -> 63 ms). The counts are cached per catalog
-version.
+``fts_terms`` turns any text into words safe to quote in an FTS5 ``MATCH`` (the catalog's FTS5
+table still answers the exact-reference queries of the bench). ``tokens`` splits and folds text as
+FTS5's ``unicode61 remove_diacritics 2`` tokenizer does (letters and digits, lower case, accents
+removed), so "configuracion" finds "configuración".
 
-This module runs no SQL of its own (``ingest.catalog`` does) and does not rank anything.
+``LexicalIndex`` is what ``ingest.store`` searches: postings (chunk rowid, term frequency) per term
+in numpy arrays, scored with FTS5's own BM25 (k1 1.2, b 0.75, idf ``log((N - n + 0.5)/(n + 0.5))``
+floored at 1e-6, length in tokens), so its ranking is FTS5's. Why not FTS5 itself: ``bm25()``
+scores every matching row one at a time, and real questions' content words ("python", "use",
+"file") match a third of a manual's chunks: 104 ms p50 at 100k chunks, ~1 s at 1M
+(bench/bench_retrieval.py). Here a term's postings are scored in one vectorised step. Words in half
+the chunks or more are skipped when another query word is in at least ``k`` chunks (their idf is
+1e-6: they cannot lift a chunk above one that a rarer word matches).
+
+Like the FAISS file, the index is a cache of the catalog (the single truth): ``ingest.store`` adds
+and removes chunks as it writes the catalog, saves it with the catalog version it matches
+(``save``/``load``) and rebuilds it from the chunk texts (``build``) whenever that version differs.
+This module runs no SQL (``ingest.catalog`` does) and knows nothing of files or vectors.
 """
 
 from __future__ import annotations
 
+import math
 import re
-import sqlite3
 import unicodedata
-from collections.abc import Sequence
+import zipfile
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 
-from ingest import catalog
+import numpy as np
+
+from ingest.layout import atomic_write
 
 MAX_TERMS = 64
-CACHE_TERMS = 50_000  # term counts kept per catalog version
+LEXICAL = "lexical.npz"  # the saved index, beside vectors.faiss
+K1, B = 1.2, 0.75  # FTS5's bm25() defaults
+FLUSH_POSTINGS = 1_000_000  # added postings kept in Python lists before they become a numpy segment
+_WORD = re.compile(r"[^\W_]+")
+_ASCII_SEPARATORS = str.maketrans({c: " " for c in range(128) if not chr(c).isalnum()})
+_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
 def fts_terms(query: str) -> list[str]:
@@ -43,23 +62,247 @@ def match_expression(terms: Sequence[str]) -> str:
     return " OR ".join(f'"{t}"' for t in terms)
 
 
-class TermCounts:
-    """How many chunks hold each term, at one catalog version (not thread-safe: the store locks)."""
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` as the index holds them: lower case, accents removed.
 
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._version = -1
-        self._chunks = 0
+    >>> tokens("¿Cómo CONFIGURO la Señal_2?")
+    ['como', 'configuro', 'la', 'senal', '2']
+    """
+    text = text.lower()
+    if not text.isascii():
+        text = _MARKS.sub("", unicodedata.normalize("NFD", text))
+        if not text.isascii():
+            return _WORD.findall(text)
+    return text.translate(_ASCII_SEPARATORS).split()  # the same words, 4-8x faster than findall
 
-    def selective(self, conn: sqlite3.Connection, terms: list[str], k: int) -> list[str]:
-        """``terms`` less those in half the chunks or more, if one of the rest is in ``k`` chunks
-        or more (else the ``k`` best could include chunks that only the common words match)."""
-        version = catalog.read_version(conn)
-        if version != self._version or len(self._counts) > CACHE_TERMS:
-            self._counts, self._version = {}, version
-            self._chunks = catalog.chunk_count(conn)
-        for term in terms:
-            if term not in self._counts:
-                self._counts[term] = catalog.term_count(conn, term)
-        kept = [t for t in terms if 2 * self._counts[t] < self._chunks]
-        return kept if max((self._counts[t] for t in kept), default=0) >= k else terms
+
+class LexicalIndex:
+    """BM25 over chunk texts, keyed by catalog rowid (not thread-safe: the store locks).
+
+    Args:
+        version: the catalog version the index matches (``ingest.store`` compares it).
+    """
+
+    def __init__(self, version: int = -1) -> None:
+        self.version = version
+        self._vocab: dict[str, int] = {}
+        self._segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (ptr, rowids, tf)
+        self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])  # term ids, rowids, tf
+        self._length = np.zeros(0, dtype=np.int32)  # tokens per rowid; 0: no live chunk
+        self._docs = 0
+        self._tokens = 0
+        self._removed = 0  # chunks removed whose postings are still in the segments
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, chunks: Iterable[tuple[int, str]], version: int) -> LexicalIndex:
+        """An index of ``chunks`` ((rowid, text) pairs), matching catalog ``version``."""
+        index = cls(version)
+        index.add(chunks)
+        index._flush()
+        return index
+
+    def add(self, chunks: Iterable[tuple[int, str]]) -> None:
+        """Index these (rowid, text) chunks; a rowid must not be in the index already."""
+        vocab = self._vocab
+        terms, rows, tfs = self._pending
+        for rowid, text in chunks:
+            if rowid <= 0 or rowid >= 2**31:
+                raise ValueError(f"chunk rowid {rowid} out of range for the lexical index")
+            words = tokens(text)
+            self._grow(rowid)
+            if self._length[rowid]:
+                raise ValueError(f"chunk rowid {rowid} is already in the lexical index")
+            counts = Counter(words)
+            for word in [w for w in counts if w not in vocab]:
+                vocab[word] = len(vocab)
+            terms.extend([vocab[w] for w in counts])
+            tfs.extend(counts.values())
+            rows.extend([rowid] * len(counts))
+            self._length[rowid] = max(1, len(words))  # an empty chunk still counts as a row
+            self._docs += 1
+            self._tokens += len(words)
+            if len(terms) >= FLUSH_POSTINGS:
+                self._flush()
+                terms, rows, tfs = self._pending
+
+    def remove(self, rowids: Iterable[int]) -> None:
+        """Drop these chunks (their postings are skipped at search and dropped by ``compact``)."""
+        for rowid in rowids:
+            if 0 < rowid < len(self._length) and self._length[rowid]:
+                self._docs -= 1
+                self._tokens -= int(self._length[rowid])
+                self._length[rowid] = 0
+                self._removed += 1
+
+    def count(self) -> int:
+        """Number of chunks indexed."""
+        return self._docs
+
+    def compact(self) -> None:
+        """One segment without the postings of removed chunks (``save`` does it first)."""
+        self._flush()
+        if len(self._segments) <= 1 and not self._removed:
+            return
+        terms, rowids, tf = [], [], []
+        for ptr, seg_rows, seg_tf in self._segments:
+            seg_terms = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+            live = self._length[seg_rows] > 0
+            terms.append(seg_terms[live])
+            rowids.append(seg_rows[live])
+            tf.append(seg_tf[live])
+        self._segments = [_segment(np.concatenate(terms), np.concatenate(rowids), np.concatenate(tf))]
+        self._removed = 0
+
+    # -- searching -----------------------------------------------------------------------------
+
+    def search(self, query: str, k: int, among: Collection[int] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` best (rowid, BM25 score > 0), best first, for any of ``query``'s words.
+
+        ``among``: only these rowids (scored with the whole index's statistics, as unscoped).
+        """
+        words = list(dict.fromkeys(tokens(query)))[:MAX_TERMS]
+        if k <= 0 or not words or not self._docs:
+            return []
+        self._flush()
+        allowed = None
+        if among is not None:
+            allowed = np.zeros(len(self._length), dtype=bool)
+            wanted = np.fromiter((r for r in among if 0 < r < len(self._length)), dtype=np.int64)
+            allowed[wanted] = True
+        else:
+            words = self.selective(words, k)
+        postings = [self._postings(w) for w in words]
+        scores = np.zeros(len(self._length), dtype=np.float64)
+        avgdl = self._tokens / self._docs if self._tokens else 1.0
+        for rows, tf in postings:
+            length = self._length[rows]
+            if self._removed:  # postings of removed chunks are still there until compact()
+                live = length > 0
+                rows, tf, length = rows[live], tf[live], length[live]
+            if not len(rows):
+                continue
+            idf = max(math.log((self._docs - len(rows) + 0.5) / (len(rows) + 0.5)), 1e-6)
+            tf = tf.astype(np.float64)
+            scores[rows] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
+        if allowed is not None:
+            scores[~allowed] = 0.0
+        hits = np.flatnonzero(scores)
+        if len(hits) > k:
+            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
+        ordered = sorted(((int(r), float(scores[r])) for r in hits), key=lambda x: (-x[1], x[0]))
+        return ordered[:k]
+
+    def selective(self, words: Sequence[str], k: int) -> list[str]:
+        """``words`` (as ``tokens`` gives them) less those in half the chunks or more, if one of the
+        rest is in ``k`` chunks or more. FTS5's BM25 gives such words an idf of 1e-6, so they cannot
+        lift a chunk above one that a rarer word matches and the ``k`` best are the same, but each
+        costs a pass over half the index. Else (the rest cannot fill ``k``) every word is kept."""
+        self._flush()
+        counts = [self._df(w) for w in words]
+        kept = [w for w, n in zip(words, counts, strict=True) if 2 * n < self._docs]
+        most = max((n for w, n in zip(words, counts, strict=True) if w in kept), default=0)
+        return kept if most >= k else list(words)
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the index (compacted) to ``path`` atomically, with its version."""
+        self.compact()
+        ptr, rowids, tf = self._segments[0] if self._segments else _segment(*_empty())
+        live = np.flatnonzero(self._length).astype(np.int32)
+        vocab = "\n".join(sorted(self._vocab, key=self._vocab.__getitem__))
+        arrays = {
+            "meta": np.array([self.version, self._docs, self._tokens], dtype=np.int64),
+            "vocab": np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
+            "ptr": ptr,
+            "rowids": rowids,
+            "tf": tf,
+            "live": live,
+            "length": self._length[live],
+        }
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as file:
+                np.savez(file, **arrays)
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path, version: int | None = None) -> LexicalIndex:
+        """Read a file written by ``save``; raises ``ValueError`` if it is missing or unreadable, or
+        (``version`` given) matches another catalog version (found before the postings are read)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if version is not None and int(data["meta"][0]) != version:
+                    raise ValueError(f"lexical index {path} is of catalog version {int(data['meta'][0])}")
+                arrays = {name: data[name] for name in data.files}
+            version, docs, total = (int(x) for x in arrays["meta"])
+            text = arrays["vocab"].tobytes().decode("utf-8")
+            ptr, rowids, tf = arrays["ptr"], arrays["rowids"], arrays["tf"]
+            live, length = arrays["live"], arrays["length"]
+        except (OSError, KeyError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as err:
+            raise ValueError(f"unreadable lexical index {path}: {err}") from None
+        words = text.split("\n") if text else []
+        if len(ptr) != len(words) + 1 or int(ptr[-1]) != len(rowids) or len(live) != docs:
+            raise ValueError(f"inconsistent lexical index {path}")
+        index = cls(version)
+        index._vocab = {w: i for i, w in enumerate(words)}
+        index._segments = [(ptr, rowids, tf)] if len(rowids) else []
+        index._length = np.zeros(int(live.max()) + 1 if len(live) else 0, dtype=np.int32)
+        index._length[live] = length
+        index._docs, index._tokens = docs, total
+        return index
+
+    # -- private -------------------------------------------------------------------------------
+
+    def _grow(self, rowid: int) -> None:
+        if rowid >= len(self._length):
+            grown = np.zeros(max(rowid + 1, 2 * len(self._length), 1024), dtype=np.int32)
+            grown[: len(self._length)] = self._length
+            self._length = grown
+
+    def _flush(self) -> None:
+        """Turn the pending postings into a numpy segment."""
+        terms, rows, tfs = self._pending
+        if not terms:
+            return
+        arrays = (np.array(x, dtype=np.int64) for x in (terms, rows, tfs))
+        self._segments.append(_segment(*arrays))
+        self._pending = ([], [], [])
+
+    def _df(self, word: str) -> int:
+        """How many live chunks hold ``word``."""
+        rows, _ = self._postings(word)
+        return int((self._length[rows] > 0).sum()) if self._removed else len(rows)
+
+    def _postings(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids, tf) of one word over all segments, dead chunks included."""
+        term = self._vocab.get(word)
+        if term is None:
+            return _empty()[1:]
+        rows, tfs = [], []
+        for ptr, seg_rows, seg_tf in self._segments:
+            if term + 1 < len(ptr):
+                rows.append(seg_rows[ptr[term] : ptr[term + 1]])
+                tfs.append(seg_tf[ptr[term] : ptr[term + 1]])
+        if len(rows) == 1:
+            return rows[0], tfs[0]
+        return (np.concatenate(rows), np.concatenate(tfs)) if rows else _empty()[1:]
+
+
+def _segment(
+    terms: np.ndarray, rowids: np.ndarray, tf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR postings from parallel (term id, rowid, tf) arrays: (ptr by term id, rowids, tf)."""
+    order = np.argsort(terms, kind="stable")  # runs of sorted segments merge fast; rowid order is not needed
+    terms = terms[order]
+    ptr = np.zeros(int(terms[-1]) + 2 if len(terms) else 1, dtype=np.int64)
+    ptr[1:] = np.bincount(terms, minlength=len(ptr) - 1)
+    ptr = np.cumsum(ptr)
+    return ptr, rowids[order].astype(np.int32), np.minimum(tf[order], 65535).astype(np.uint16)
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint16)

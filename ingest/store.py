@@ -45,7 +45,7 @@ from ingest.layout import (
     remove_temporaries,
     write_manifest,
 )
-from ingest.lexical import TermCounts, fts_terms, match_expression
+from ingest.lexical import LEXICAL, LexicalIndex
 from ingest.records import Chunk
 from ingest.vectors import (
     ANN_THRESHOLD,
@@ -172,7 +172,8 @@ class Index:
         self.embedder = embedder
         self.dim = dim
         self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
-        self._terms = TermCounts()
+        self._lexical = LexicalIndex()  # version -1: not loaded yet
+        self._lexical_saved = -1
         self._conn = conn
         self._lock = threading.RLock()
         self._write_lock: Any = None
@@ -221,17 +222,18 @@ class Index:
         """BM25 over chunk text: (chunk_id, score > 0, higher better), best first.
 
         Any text is accepted: its words are OR'ed, punctuation and quotes dropped, accents folded;
-        words in half the chunks or more are left out when that cannot change the ``k`` best
-        (``ingest.lexical``). ``sources``: only the chunks of the files citing these names (then
-        every word is kept: the counts that make leaving one out safe are the whole index's).
+        ranked by ``ingest.lexical.LexicalIndex`` (FTS5's BM25, in memory), which leaves out words
+        in half the chunks or more when that cannot change the ``k`` best. ``sources``: only the
+        chunks of the files citing these names, ranked exactly (every word kept).
         """
-        terms = fts_terms(query)
-        if not terms or k <= 0:
+        if k <= 0:
             return []
         with self._lock:
-            if sources is None:
-                terms = self._terms.selective(self._conn, terms, k)
-            return catalog.search_lexical(self._conn, match_expression(terms), k, sources)
+            self._sync()
+            among = None if sources is None else catalog.source_rowids(self._conn, sources)
+            hits = self._lexical.search(query, k, among)
+            ids = catalog.chunk_ids(self._conn, [rowid for rowid, _ in hits])
+        return [(ids[rowid], score) for rowid, score in hits if rowid in ids]
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         """The chunks with these ids, in the given order; ids no longer indexed are left out."""
@@ -295,10 +297,13 @@ class Index:
             with _writing(self.path, CATALOG):
                 removed, added = catalog.apply(self._conn, updates)
             self._vectors.remove(removed)
+            self._lexical.remove(removed)
             vectors = [u.vectors for u in updates if u.chunks]
             if added:
                 self._vectors.add(added, np.concatenate(vectors))
-            self._vectors_version = catalog.read_version(self._conn)
+                texts = (c.text for u in updates for c in u.chunks)
+                self._lexical.add(zip(added, texts, strict=True))
+            self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
 
     def remove_file(self, root: str, path: str) -> bool:
         """Remove one file and its chunks; False if the index did not have it."""
@@ -310,7 +315,8 @@ class Index:
             if removed is None:
                 return False
             self._vectors.remove(removed)
-            self._vectors_version = catalog.read_version(self._conn)
+            self._lexical.remove(removed)
+            self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
             return True
 
     def move_file(self, root: str, old: str, new: str, size: int, mtime: float) -> None:
@@ -320,20 +326,26 @@ class Index:
             self._sync()
             with _writing(self.path, CATALOG):
                 catalog.move(self._conn, root, old, new, size, mtime)
-            self._vectors_version = catalog.read_version(self._conn)
+            self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
 
     def commit(self) -> None:
-        """Write the vectors to ``vectors.faiss`` atomically, then stamp the manifest.
+        """Write the lexical index (``lexical.npz``, stamped inside with its catalog version) and
+        the vectors to ``vectors.faiss`` atomically, then stamp the manifest.
 
         First, if the vectors in hand are not the kind their count calls for (flat at
         ``ann_threshold`` or more, IVF trained for a count ``GROWTH`` times away), they are rebuilt
         from the catalog as that kind (training IVF lists takes seconds at 100k vectors)."""
         with self._lock:
             version = catalog.read_version(self._conn)
-            if self._vectors_version == -1 and self.manifest.get("catalog_version") == version:
-                return  # nothing loaded, nothing written, and the file on disk is current
+            current = self.manifest.get("catalog_version") == version and (self.path / LEXICAL).is_file()
+            if self._vectors_version == -1 and current:
+                return  # nothing loaded, nothing written, and the files on disk are current
             self.begin_write()
             self._sync()
+            if self._lexical_saved != self._lexical.version or not (self.path / LEXICAL).is_file():
+                with _writing(self.path, LEXICAL):
+                    self._lexical.save(self.path / LEXICAL)
+                self._lexical_saved = self._lexical.version
             if needs_rebuild(self._vectors, self._vectors.count(), self.ann_threshold):
                 self._vectors, self._vectors_version = FlatVectors(self.dim), -1  # free it first
                 self._rebuild(fit=True)
@@ -393,11 +405,32 @@ class Index:
     # -- private -------------------------------------------------------------------------------
 
     def _sync(self) -> None:
-        """Make the vectors in hand match the catalog's version: load the FAISS file if its stamp
-        matches, else rebuild from the vectors stored in the catalog."""
+        """Make the vectors and the lexical index in hand match the catalog's version: load their
+        files if their stamps match, else rebuild them from the catalog."""
         version = catalog.read_version(self._conn)
-        if version == self._vectors_version:
+        if version != self._lexical.version:
+            self._sync_lexical(version)
+        if version != self._vectors_version:
+            self._sync_vectors(version)
+
+    def _sync_lexical(self, version: int) -> None:
+        """Load ``lexical.npz`` if it matches catalog ``version`` and holds every chunk, else build
+        the lexical index from the chunk texts (seconds at 100k chunks)."""
+        try:
+            lexical = LexicalIndex.load(self.path / LEXICAL, version)
+        except ValueError:
+            lexical = None
+        if lexical is not None and lexical.version == version and lexical.count() == self.count():
+            self._lexical, self._lexical_saved = lexical, version
             return
+        self._lexical = LexicalIndex()  # free the old one first
+        with catalog.snapshot(self._conn):  # the version and the texts agree
+            version = catalog.read_version(self._conn)
+            self._lexical = LexicalIndex.build(catalog.iter_texts(self._conn), version)
+
+    def _sync_vectors(self, version: int) -> None:
+        """Load the FAISS file if its stamp matches catalog ``version``, else rebuild the vectors
+        from the ones stored in the catalog."""
         manifest = self.manifest
         stamp = manifest.get("catalog_version")
         if stamp == version and (self.path / VECTORS).is_file():

@@ -386,7 +386,9 @@ COMMON = tuple(
 
 
 def _selective(index, terms: list[str], k: int) -> list[str]:
-    return index._terms.selective(index._conn, terms, k)
+    with index._lock:
+        index._sync()
+        return index._lexical.selective(terms, k)
 
 
 def test_a_query_of_common_words_still_finds_the_rare_word(tmp_path: Path) -> None:
