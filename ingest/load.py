@@ -49,7 +49,8 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Bumped when a loader's output changes for the same file, so the next ``docqa ingest`` reads every
 # file again (unchanged chunk texts keep their vectors). 2: PDF tables of contents left out.
 # 3: control characters removed from every format's text and headings; permalink signs from headings.
-# 4: scanned PDF pages read by OCR (``ingest.ocr``), their chunks marked ``origin = "ocr"``.
+# 4: scanned PDF pages read by OCR (``ingest.ocr``), their chunks marked ``origin = "ocr"``; and
+# (same release, one bump) tables read as Markdown tables (``ingest.tables``).
 LOADER_VERSION = 4
 """Lower-case suffixes ``load_file`` reads; matching is case-insensitive."""
 
