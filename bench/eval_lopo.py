@@ -390,9 +390,12 @@ def _score(work: Path, args, products) -> None:
                 if row is None:
                     missing += 1
                     continue
-                seen = RefusalSignals(
-                    row["relevance"], row["overlap"], row["probability"], row["answer_lang"]
-                )
+                # The probability the run's own generator measured (the default runtime), when
+                # recorded; the stored signals were measured once, with torch.
+                probability = result.answer.refusal_score
+                if probability is None:
+                    probability = row["probability"]
+                seen = RefusalSignals(row["relevance"], row["overlap"], probability, row["answer_lang"])
                 # A refusal in the answer's own words counts as one with today's detection too.
                 own = is_refusal(result.answer.text)
                 if (model.refuses(seen) or own) and not result.answer.refused:
