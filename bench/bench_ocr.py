@@ -14,7 +14,8 @@ then the single pack of that language, its time the sum of both passes) and ``ra
 ``pip install rapidocr-onnxruntime`` to include it, else it is skipped).
 
     python bench/bench_ocr.py --pages 6 --dpi 300
-    python bench/bench_ocr.py --pages 6 --dpi 200 --engines tesseract:en+es
+    python bench/bench_ocr.py --pages 6 --dpi 200 --engines tesseract:en+es --out bench/results/bench_ocr_dpi200.json
+    python bench/bench_ocr.py --pages 6 --dpi 300 --engines tesseract:en+es --out bench/results/bench_ocr_dpi300.json
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main() -> None:
         "--engines", default="tesseract:en,tesseract:es,tesseract:en+es,rapidocr", help="comma-separated"
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "docqa-bench-ocr")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON report (default results/bench_ocr_<dpi>dpi.json)"
+    )
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -78,7 +82,7 @@ def main() -> None:
         runs["tesseract:auto"] = _auto(runs)
     rows = _score(pages, runs)
     report = {"dpi": args.dpi, "pages": pages, "loadavg_start": load_start, "rows": rows}
-    out = RESULTS / f"bench_ocr_{args.dpi}dpi.json"
+    out = args.out or RESULTS / f"bench_ocr_{args.dpi}dpi.json"
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     print(_table(rows, args.dpi, load_start))
     print(f"wrote {out}")
