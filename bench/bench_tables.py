@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(LIBRARIES), choices=LIBRARIES)
     parser.add_argument("--run", choices=LIBRARIES, help=argparse.SUPPRESS)  # the child process
     parser.add_argument("--captions", action="store_true", help="count captions cut by the chunker")
+    parser.add_argument("--load-cost", action="store_true", help="time docqa's PDF loader, tables on and off")
     args = parser.parse_args()
     sys.path += [str(folder) for folder in args.libs]
     if args.run:
@@ -247,10 +248,37 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     if rows:
         (RESULTS / "bench_tables.json").write_text(json.dumps({"loadavg": load, "libraries": rows}, indent=1))
+    if args.load_cost:
+        cost = load_cost()
+        print(json.dumps(cost, indent=1))
+        (RESULTS / "bench_tables_load.json").write_text(
+            json.dumps({"loadavg": load, "files": cost}, indent=1)
+        )
     if args.captions:
         captions = caption_cuts()
         print(json.dumps(captions, indent=1))
         (RESULTS / "bench_tables_captions.json").write_text(json.dumps(captions, indent=1))
+
+
+def load_cost() -> dict:
+    """CPU and wall seconds of ``load_pdf`` over each whole PDF, tables off then on, and tables found."""
+    from ingest.load_pdf import load_pdf
+    from ingest.tables import table_blocks
+
+    out = {}
+    for key, path in _files().items():
+        row = {}
+        for tables in (False, True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sections, _ = load_pdf(path, path.name, tables=tables)
+            row["on" if tables else "off"] = {
+                "wall_s": time.perf_counter() - wall,
+                "cpu_s": time.process_time() - cpu,
+                "pages": len(sections),
+                "tables": sum(len(table_blocks(s.text)) for s in sections),
+            }
+        out[key] = row
+    return out
 
 
 # --- captions -----------------------------------------------------------------------------------
