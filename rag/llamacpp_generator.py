@@ -235,6 +235,9 @@ class LlamaCppGenerator:
         token count is left unchanged, so they are dropped by the next eval."""
         llm = self._llm
         rows: list[np.ndarray] = []
+        # Cells a previous probe left past ``position`` would break llama.cpp's rule that a
+        # sequence's positions follow on (llama_decode -1 when the same question is probed twice).
+        llm._ctx.kv_cache_seq_rm(-1, position, -1)
         for i in range(0, len(tokens), llm.n_batch):
             chunk = list(tokens[i : i + llm.n_batch])
             llm._batch.set_batch(batch=chunk, n_past=position + i, logits_all=True)

@@ -256,3 +256,12 @@ def test_a_language_switch_restores_the_other_languages_prefix(llama, monkeypatc
     restored = "".join(llama.stream(again, max_new_tokens=24))
     assert restored == alone and "5" in restored
     assert fed[0] < len(llama.prompt_ids(again)) // 2  # the English prefix came from its snapshot
+
+
+@pytest.mark.slow
+def test_the_same_question_probed_twice_gives_the_same_probability(llama):
+    """A refused question asked again: two probes in a row, no decoding in between."""
+    messages = _messages("What is the price of the kit?")
+    first = llama.continuation_probability(messages, refusal("en"))
+    assert llama.continuation_probability(messages, refusal("en")) == pytest.approx(first, rel=1e-4)
+    assert "".join(llama.stream(messages, max_new_tokens=4))  # and decoding still works after
