@@ -92,6 +92,9 @@ class LexicalIndex:
         self._docs = 0
         self._tokens = 0
         self._removed = 0  # chunks removed whose postings are still in the segments
+        self._last = 0  # the highest rowid added: rowids only grow, so postings stay sorted
+        self._maxtf = np.zeros(0, dtype=np.int64)  # per term: highest tf and ...
+        self._mindl = np.zeros(0, dtype=np.int64)  # ... shortest chunk: its best possible score
 
     # -- building ------------------------------------------------------------------------------
 
@@ -108,12 +111,14 @@ class LexicalIndex:
         vocab = self._vocab
         terms, rows, tfs = self._pending
         for rowid, text in chunks:
-            if rowid <= 0 or rowid >= 2**31:
-                raise ValueError(f"chunk rowid {rowid} out of range for the lexical index")
+            if rowid <= self._last or rowid >= 2**31:
+                raise ValueError(
+                    f"chunk rowid {rowid} cannot follow {self._last} in the lexical index: rowids must "
+                    "grow (the catalog never reuses one)"
+                )
             words = tokens(text)
             self._grow(rowid)
-            if self._length[rowid]:
-                raise ValueError(f"chunk rowid {rowid} is already in the lexical index")
+            self._last = rowid
             counts = Counter(words)
             for word in [w for w in counts if w not in vocab]:
                 vocab[word] = len(vocab)
@@ -154,6 +159,8 @@ class LexicalIndex:
             tf.append(seg_tf[live])
         self._segments = [_segment(np.concatenate(terms), np.concatenate(rowids), np.concatenate(tf))]
         self._removed = 0
+        self._maxtf, self._mindl = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        self._bound(self._segments[0])
 
     # -- searching -----------------------------------------------------------------------------
 
@@ -166,33 +173,74 @@ class LexicalIndex:
         if k <= 0 or not words or not self._docs:
             return []
         self._flush()
-        allowed = None
         if among is not None:
-            allowed = np.zeros(len(self._length), dtype=bool)
-            wanted = np.fromiter((r for r in among if 0 < r < len(self._length)), dtype=np.int64)
-            allowed[wanted] = True
-        else:
-            words = self.selective(words, k)
-        postings = [self._postings(w) for w in words]
-        scores = np.zeros(len(self._length), dtype=np.float64)
+            return self._search_among(words, k, among)
+        return self._search_maxscore(self.selective(words, k), k)
+
+    def _search_maxscore(self, words: list[str], k: int) -> list[tuple[int, float]]:
+        """Exact top ``k`` without scoring every posting (MaxScore): terms by their highest possible
+        score, rarest first; once the ``k``-th best score so far beats what the remaining terms can
+        give a chunk together, no other chunk can enter, and those terms are only looked up for the
+        chunks already found (binary search in their rowid-sorted postings)."""
         avgdl = self._tokens / self._docs if self._tokens else 1.0
-        for rows, tf in postings:
-            length = self._length[rows]
+        terms = []
+        for word in words:
+            rows, tf = self._postings(word)
             if self._removed:  # postings of removed chunks are still there until compact()
-                live = length > 0
-                rows, tf, length = rows[live], tf[live], length[live]
-            if not len(rows):
+                live = self._length[rows] > 0
+                rows, tf = rows[live], tf[live]
+            if len(rows):
+                idf = _idf(self._docs, len(rows))
+                term = self._vocab[word]
+                bound = idf * _saturation(self._maxtf[term], self._mindl[term], avgdl)
+                terms.append((bound, idf, rows, tf))
+        terms.sort(key=lambda t: -t[0])
+        rest = [*np.cumsum([t[0] for t in terms][::-1])[::-1].tolist(), 0.0]  # rest[i]: terms i.. together
+        found, scores = np.zeros(0, dtype=np.int32), np.zeros(0)
+        theta, i = 0.0, 0
+        for i, (_, idf, rows, tf) in enumerate(terms):
+            if len(scores) >= k:
+                theta = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+                if rest[i] < theta:
+                    break
+            gained = idf * _saturation(tf, self._length[rows], avgdl)
+            if not len(found):
+                found, scores = rows, gained
+            else:
+                found, where = np.unique(np.concatenate([found, rows]), return_inverse=True)
+                scores = np.bincount(where, weights=np.concatenate([scores, gained]), minlength=len(found))
+        else:
+            i = len(terms)
+        for j in range(i, len(terms)):  # the chunks found get these terms' share; no other can enter
+            keep = scores + rest[j] >= theta  # those that cannot reach the k best are dropped
+            found, scores = found[keep], scores[keep]
+            _, idf, rows, tf = terms[j]
+            at = np.minimum(np.searchsorted(rows, found), len(rows) - 1)  # both int32: no copy
+            hit = rows[at] == found
+            scores[hit] += idf * _saturation(tf[at[hit]], self._length[found[hit]], avgdl)
+            if len(scores) >= k:
+                theta = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+        return _top(found, scores, k)
+
+    def _search_among(self, words: list[str], k: int, among: Collection[int]) -> list[tuple[int, float]]:
+        """Every posting of every word scored, then only the ``among`` rowids kept."""
+        allowed = np.zeros(len(self._length), dtype=bool)
+        allowed[np.fromiter((r for r in among if 0 < r < len(self._length)), dtype=np.int64)] = True
+        avgdl = self._tokens / self._docs if self._tokens else 1.0
+        found, scores = [], []
+        for word in words:
+            rows, tf = self._postings(word)
+            live = self._length[rows] > 0
+            if not live.any():
                 continue
-            idf = max(math.log((self._docs - len(rows) + 0.5) / (len(rows) + 0.5)), 1e-6)
-            tf = tf.astype(np.float64)
-            scores[rows] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
-        if allowed is not None:
-            scores[~allowed] = 0.0
-        hits = np.flatnonzero(scores)
-        if len(hits) > k:
-            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        ordered = sorted(((int(r), float(scores[r])) for r in hits), key=lambda x: (-x[1], x[0]))
-        return ordered[:k]
+            idf = _idf(self._docs, int(live.sum()))
+            keep = live & allowed[rows]
+            found.append(rows[keep].astype(np.int64))
+            scores.append(idf * _saturation(tf[keep], self._length[rows[keep]], avgdl))
+        if not found:
+            return []
+        rows, where = np.unique(np.concatenate(found), return_inverse=True)
+        return _top(rows, np.bincount(where, weights=np.concatenate(scores), minlength=len(rows)), k)
 
     def selective(self, words: Sequence[str], k: int) -> list[str]:
         """``words`` (as ``tokens`` gives them) less those in half the chunks or more, if one of the
@@ -253,6 +301,9 @@ class LexicalIndex:
         index._length = np.zeros(int(live.max()) + 1 if len(live) else 0, dtype=np.int32)
         index._length[live] = length
         index._docs, index._tokens = docs, total
+        index._last = int(live.max()) if len(live) else 0
+        for segment in index._segments:
+            index._bound(segment)
         return index
 
     # -- private -------------------------------------------------------------------------------
@@ -270,7 +321,25 @@ class LexicalIndex:
             return
         arrays = (np.array(x, dtype=np.int64) for x in (terms, rows, tfs))
         self._segments.append(_segment(*arrays))
+        self._bound(self._segments[-1])
         self._pending = ([], [], [])
+
+    def _bound(self, segment: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Fold a segment into each term's highest tf and shortest chunk (removals leave them
+        conservative: still bounds)."""
+        ptr, rows, tf = segment
+        size = len(self._vocab)
+        if len(self._maxtf) < size:
+            grow = size - len(self._maxtf)
+            self._maxtf = np.concatenate([self._maxtf, np.zeros(grow, dtype=np.int64)])
+            self._mindl = np.concatenate([self._mindl, np.full(grow, 2**31, dtype=np.int64)])
+        present = np.flatnonzero(np.diff(ptr))
+        if len(present):
+            starts = ptr[:-1][present]
+            most = np.maximum.reduceat(tf.astype(np.int64), starts)
+            least = np.minimum.reduceat(self._length[rows].astype(np.int64), starts)
+            self._maxtf[present] = np.maximum(self._maxtf[present], most)
+            self._mindl[present] = np.minimum(self._mindl[present], least)
 
     def _df(self, word: str) -> int:
         """How many live chunks hold ``word``."""
@@ -290,6 +359,29 @@ class LexicalIndex:
         if len(rows) == 1:
             return rows[0], tfs[0]
         return (np.concatenate(rows), np.concatenate(tfs)) if rows else _empty()[1:]
+
+
+def _idf(docs: int, holding: int) -> float:
+    """FTS5's idf: log((N - n + 0.5) / (n + 0.5)), floored at 1e-6."""
+    return max(math.log((docs - holding + 0.5) / (holding + 0.5)), 1e-6)
+
+
+def _saturation(tf: np.ndarray | int, length: np.ndarray | int, avgdl: float) -> np.ndarray | float:
+    """BM25's term-frequency part, FTS5's k1 and b; grows with ``tf``, shrinks with ``length``."""
+    tf = np.asarray(tf, dtype=np.float64)
+    return tf * (K1 + 1) / (tf + K1 * (1 - B + B * np.asarray(length, dtype=np.float64) / avgdl))
+
+
+def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` best (rowid, score > 0), best first, ties by rowid."""
+    positive = scores > 0
+    rows, scores = rows[positive], scores[positive]
+    if len(rows) > k:
+        best = np.argpartition(-scores, k - 1)[:k]
+        rows, scores = rows[best], scores[best]
+    return sorted(
+        ((int(r), float(s)) for r, s in zip(rows, scores, strict=True)), key=lambda x: (-x[1], x[0])
+    )[:k]
 
 
 def _segment(
