@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     origin TEXT NOT NULL DEFAULT 'text'  -- 'text' (the file's own text) or 'ocr' (a scanned page)
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
+CREATE INDEX IF NOT EXISTS chunks_position ON chunks (file_id, position);  -- lead_ins: the chunk before
 CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (
     text, content='chunks', content_rowid='rowid', tokenize="unicode61 remove_diacritics 2"
@@ -144,6 +145,8 @@ def connect(path: str, *, create: bool) -> sqlite3.Connection:
             raise sqlite3.DatabaseError("the catalog has no docqa tables")
         else:
             _migrate(conn, writable=create)
+            if create:  # an index made before chunks_position: lead_ins scanned a file's chunks
+                conn.execute("CREATE INDEX IF NOT EXISTS chunks_position ON chunks (file_id, position)")
     except sqlite3.DatabaseError:
         conn.close()
         raise

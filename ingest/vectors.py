@@ -5,7 +5,7 @@ always be rebuilt from it (see ``ingest.store``). ``FlatVectors`` is exact inner
 (cosine on normalised vectors) in an ``IndexIDMap2``, so one document's vectors can be removed.
 ``IVFVectors`` is an ``IndexIVFFlat`` (inner product, ids kept by the inverted lists, so removal
 by id works too) for large indexes: about 2*sqrt(N) lists trained on the stored vectors, and
-1/8 of them probed per query. ``plan`` says which one fits a vector count (flat below
+1/32 of them (at least 16) probed per query. ``plan`` says which one fits a vector count (flat below
 ``ANN_THRESHOLD``) and ``needs_rebuild`` when the one in hand no longer fits (the count crossed
 the threshold, or grew or shrank ``GROWTH`` times since the lists were trained).
 HNSW is not used: FAISS cannot remove ids from it.
