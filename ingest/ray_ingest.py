@@ -35,7 +35,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import numpy as np
 from ingest.chunk import chunk_limit, chunk_sections
 from ingest.errors import DocqaError, LoadError, ModelError
 from ingest.load import load_file_with_warnings
+from ingest.ocr import load_ocr
 from ingest.offline import OFFLINE_SWITCHES
 from ingest.records import Chunk, FileRecord, IngestReport, Skipped
 from ingest.settings import Settings
@@ -288,6 +289,9 @@ class _EmbedActor:
         self._size, self._overlap = chunk_limit(
             self._embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap
         )
+        # Read as the local Writer reads: the same OCR and table settings.
+        self._ocr = load_ocr(settings.ocr, settings.ocr_dpi)
+        self._tables = settings.tables == "on"
 
     def describe(self) -> tuple:
         if self._error:
@@ -301,7 +305,7 @@ class _EmbedActor:
         node = ray.get_runtime_context().get_node_id()
         path = Path(root, record.path)
         try:
-            sections, warnings = load_file_with_warnings(path, record.path)
+            sections, warnings = load_file_with_warnings(path, record.path, self._ocr, tables=self._tables)
         except LoadError as err:
             if isinstance(err.__cause__, OSError) or not path.is_file():
                 return _FileResult(record.path, node, unreadable=str(err), visible=path.exists())
@@ -313,6 +317,7 @@ class _EmbedActor:
         except Exception as err:  # a tokenizer choking on odd text must not stop the run
             reason = f"could not be chunked ({type(err).__name__}: {err})"
             return _FileResult(record.path, node, warnings=tuple(warnings), chunk_error=reason)
+        chunks = [replace(c, origin=sections[c.section].origin) for c in chunks]
         pages = max((s.page or 0 for s in sections), default=0)
         todo = sorted(
             (i for i, c in enumerate(chunks) if c.text not in known), key=lambda i: -chunks[i].tokens

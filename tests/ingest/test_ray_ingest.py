@@ -33,6 +33,7 @@ from ingest.settings import Settings
 from ingest.store import open_index
 from rag.cli import cli
 from tests.conftest import ROOT
+from tests.ingest.test_ocr import scanned_copy
 from tests.offline_audit import AUDIT_PRELUDE
 
 RAY = Path(sys.executable).with_name("ray")
@@ -123,15 +124,16 @@ def _load() -> str:
 
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
-    """Real files: two pages of a real PDF manual, two real HTML pages, a note, a copy, a broken PDF."""
-    import pypdfium2 as pdfium
-
+    """Real files: two pages of a real PDF manual, one of them scanned (OCR), two real HTML pages,
+    a table, a note, a copy, a broken PDF."""
     folder = tmp_path / "docs"
     folder.mkdir()
-    source = pdfium.PdfDocument(ROOT / "corpus/eyes17/en/eyes17.pdf")
-    pages = pdfium.PdfDocument.new()
-    pages.import_pages(source, [10, 11])
-    pages.save(folder / "eyes17-p11-12.pdf")
+    manual = ROOT / "corpus/eyes17/en/eyes17.pdf"
+    scanned_copy(folder / "eyes17-p11-12.pdf", [(manual, 11, False), (manual, 12, True)])
+    rows = "".join(f"<tr><td>{v} V</td><td>{r} ohm</td></tr>" for v, r in ((5, 100), (12, 470), (24, 1000)))
+    (folder / "table.html").write_text(
+        f"<html><body><h1>Resistors</h1><table><tr><th>Voltage</th><th>Resistor</th></tr>{rows}</table></body></html>"
+    )
     for name in ("weechat_quickstart.en.html", "weechat_quickstart.es.html"):
         shutil.copy(ROOT / "corpus/weechat" / name, folder / name)
     (folder / "notes.md").write_text(
@@ -159,7 +161,7 @@ def _snapshot(index_dir: Path) -> dict:
         files = index.files()
         count = index.count()
         ids = [cid for cid, _ in index.search_dense(np.ones(index.dim, dtype=np.float32), count + 10)]
-        chunks = {c.id: (c.source, c.text) for c in index.get_chunks(ids)}
+        chunks = {c.id: (c.source, c.text, c.origin) for c in index.get_chunks(ids)}
         vectors = {(f.path, t): v for f in files for t, v in index.file_vectors(f.root, f.path).items()}
     assert len(chunks) == count > 0
     return {"files": sorted(f.path for f in files), "chunks": chunks, "vectors": vectors}
@@ -196,7 +198,10 @@ def test_ray_cluster_builds_the_local_pipelines_index_incrementally(cluster, doc
     assert worst < 1e-5, worst
 
     by_node = report["ray"]["files_by_node"]
-    assert len(by_node) == 2 and sum(by_node.values()) == 5, by_node  # both nodes read; the copy was not sent
+    assert len(by_node) == 2 and sum(by_node.values()) == 6, by_node  # both nodes read; the copy was not sent
+    origins = {origin for _, _, origin in got["chunks"].values()}
+    assert origins == {"text", "ocr"} or not shutil.which("tesseract"), origins  # the scanned page was read
+    assert any("| Voltage | Resistor |" in text for _, text, _ in got["chunks"].values())  # a table stays one
     assert "files read per node" in result.stderr
 
     (docs / "notes.md").write_text(
@@ -259,7 +264,7 @@ def test_local_ray_runtime_stays_offline(docs, tmp_path):
     outside = [a for a in result["attempts"] if "127.0.0.1" not in a and "'localhost'" not in a]
     assert outside == [], outside
     report = json.loads(done.stdout.strip().rsplit("\n", 1)[0])  # the report, then the audit's line
-    assert report["ray"]["address"] == "local" and len(report["added"]) == 4
+    assert report["ray"]["address"] == "local" and len(report["added"]) == 5
 
 
 def test_help_and_plain_ingest_do_not_import_ray() -> None:
