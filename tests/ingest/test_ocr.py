@@ -287,3 +287,19 @@ def test_docqa_ask_answers_from_a_scanned_copy_citing_its_page(
         "5kHz", "5 kHz"
     )
     assert 2 in {c["page"] for c in answer["citations"]}, answer  # page 9 of the manual is page 2 here
+
+
+def test_ocr_runs_with_the_network_cut(tmp_path: Path):
+    from tests.offline_audit import run_offline
+
+    path = scanned_copy(tmp_path / "scan.pdf", [(EN_PDF, 9, True)])
+    script = r"""
+from pathlib import Path
+from ingest.load_pdf import load_pdf
+from ingest.ocr import load_ocr
+(section,), warnings = load_pdf(Path(sys.argv[1]), "scan.pdf", load_ocr("tesseract", 300))
+print(json.dumps({"origin": section.origin, "text": section.text, "attempts": attempts}))
+"""
+    result = run_offline(script, str(path))
+    assert result["attempts"] == [] and result["origin"] == "ocr"
+    assert "Frequency can be varied from 5Hz to 5kHz" in " ".join(result["text"].split())
