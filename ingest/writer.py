@@ -95,7 +95,7 @@ class Writer:
         self._progress = progress
         self._ocr = load_ocr(settings.ocr, settings.ocr_dpi, self._ocr_page)
         self._tables = settings.tables == "on"
-        self._note = ""
+        self._note, self._reading = "", ""
         self._previous = previous
         self._pending: list[_Pending] = []
         self._skips: list[FileUpdate] = []
@@ -129,7 +129,7 @@ class Writer:
         if twin:  # same content would give the same chunk ids: index it once
             self._index.remove_file(self._root, record.path)
             return self._done(record, Skipped(record.path, f"same content as {twin}, indexed once"))
-        path = Path(self._root, record.path)
+        path, self._reading = Path(self._root, record.path), record.path
         try:
             try:
                 sections, warnings = load_file_with_warnings(
@@ -186,7 +186,7 @@ class Writer:
 
     def _ocr_page(self, page: int, pages: int) -> None:
         """Told by the PDF loader before it OCRs a page: shown in the progress until the file is done."""
-        self._note = f"OCR page {page}/{pages}"
+        self._note = f"OCR page {page}/{pages} of {Path(self._reading).name}"
         self._report()
 
     def _done(self, record: FileRecord, skipped: Skipped) -> None:

@@ -52,7 +52,8 @@ def _progress_bar(label: str):
     def update(p: Progress) -> None:
         share = p.bytes_done / p.bytes_total if p.bytes_total else p.files_done / max(p.files_total, 1)
         name = f": {Path(p.path).name}" if p.path else ""
-        bar.progress(min(share, 1.0), text=f"{label} {p.files_done}/{p.files_total} files{name}")
+        note = f" ({p.note})" if p.note else ""  # "OCR page 3/40 of manual.pdf" while a scan is read
+        bar.progress(min(share, 1.0), text=f"{label} {p.files_done}/{p.files_total} files{name}{note}")
 
     return bar, update
 

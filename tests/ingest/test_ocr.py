@@ -154,7 +154,8 @@ def test_a_spanish_scanned_page_is_read_with_its_accents(scanned_index):
 
 def test_ocr_progress_names_the_page(scanned_index):
     _, _, notes = scanned_index
-    assert "OCR page 2/3" in notes and "OCR page 3/3" in notes and "OCR page 1/3" not in notes
+    assert "OCR page 2/3 of manual.pdf" in notes and "OCR page 3/3 of manual.pdf" in notes
+    assert not any(n.startswith("OCR page 1/") for n in notes)
     assert notes[-1] == ""  # cleared once the file is read
 
 
