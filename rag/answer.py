@@ -9,6 +9,7 @@ model and does not judge whether a cited passage really supports the sentence ci
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -108,6 +109,26 @@ def quoted_answer(
         timings=timings or Timings(),
         extracted=True,
     )
+
+
+def cite_passage(answer: Answer, number: int, prompt_passages: Sequence[Passage]) -> Answer:
+    """``answer`` (uncited) citing passage ``number`` for its whole text: ``" [n]"`` is added.
+
+    For an answer whose words match no passage but whose meaning does (a translation of it: a
+    Spanish answer from an English manual); the caller decides that it does.
+
+    >>> p = Passage("c", "f.pdf", "The battery lasts 8 hours.", 2, "", "en", 1.0, 1)
+    >>> a = cite_passage(Answer("q", "La batería dura 8 horas.", unsupported=True), 1, [p])
+    >>> a.text, a.citations[0].page, a.unsupported
+    ('La batería dura 8 horas [1].', 2, False)
+    """
+    passage = prompt_passages[number - 1]
+    text = answer.text.rstrip()
+    end = text[-1] if text and text[-1] in ".!?" else ""
+    text = f"{text[: len(text) - len(end)].rstrip()} [{number}]{end}"
+    whole = {p.chunk_id: p.text for p in answer.passages}
+    citation = _citation(number, passage, answer.text, whole)
+    return dataclasses.replace(answer, text=text, citations=(citation,), unsupported=False)
 
 
 def clean_citations(text: str, count: int) -> tuple[str, list[int], int]:

@@ -31,7 +31,7 @@ from ingest.lang import detect_language
 from ingest.records import Answer, Message, Passage, Scope, Timings
 from ingest.settings import Settings
 from ingest.store_protocol import Store
-from rag.answer import build_answer, quoted_answer
+from rag.answer import build_answer, cite_passage, quoted_answer
 from rag.extractive import extract
 from rag.generate import Generator, accepts_avoid, load_generator
 from rag.prompt import build_prompt, fit_passages
@@ -214,6 +214,8 @@ class Engine:
             completion_tokens=generator.count_tokens(raw),
         )
         answer = build_answer(question, raw, shown, passages=passages, lang=lang, timings=timings)
+        if answer.unsupported and answer.text.strip():
+            answer = self._cite_by_meaning(answer, shown)
         if answer.refused and signals.probability is not None:
             # The decision weighed the model's doubt and said "answer"; the model refused in its
             # own words anyway. The decision is the measured one: quote the passage instead.
@@ -221,6 +223,23 @@ class Engine:
             if quote is not None:
                 answer = quoted_answer(question, quote, shown, passages=passages, lang=lang, timings=timings)
         yield dataclasses.replace(answer, refusal_score=score)
+
+    def _cite_by_meaning(self, answer: Answer, shown: Sequence[Passage]) -> Answer:
+        """An uncited answer cites the shown passage closest to it in meaning, when that passage
+        is as close to the answer as retrieval's gate asks a relevant passage to be to a question.
+
+        Word matching (``rag.answer.attribute``) cannot credit a translation: a Spanish answer
+        from an English manual shares no words with it. The answer is embedded as a query and
+        the passages as documents, the way retrieval compares a question with a chunk.
+        """
+        if not shown:
+            return answer
+        vectors = self.embedder.embed_documents([p.text for p in shown])
+        cosines = vectors @ self.embedder.embed_queries([answer.text])[0]
+        best = int(cosines.argmax())
+        if float(cosines[best]) < self._min_relevance():
+            return answer
+        return cite_passage(answer, best + 1, shown)
 
     def signals(
         self,
