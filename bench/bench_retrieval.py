@@ -1,19 +1,22 @@
-"""Retrieval latency at 10k and 100k chunks through the product's store, and the growth to 1M.
+"""Retrieval latency through the product's store at 100k and 1M chunks, in one run.
 
-Synthetic but shaped like a real index: 768-dim normalised vectors in clusters (as embeddings of
-manual chunks are), ~150-word texts drawn from a Zipf vocabulary (so common words behave like
-stopwords in FTS5), written through the real ``ingest.store`` (which picks the FAISS index kind
-for the size: exact flat below ``ingest.vectors.ANN_THRESHOLD``, IVF from it on). Queries are a
-stored vector plus noise and 8 words. Timed: ``Index.search_dense`` (k=4k candidates),
-``Index.search_lexical`` (and, for 50 queries, the previous lexical query: every word OR'ed),
-and the whole ``rag.retrieve.retrieve`` (both searches + fusion + fetching the chunks), query
-embedding excluded (measured separately with ``--embedder``); recall@10 of the store's dense
-search against exact search. Then FAISS alone through ``ingest.vectors``: exact flat vs the
-store's IVF (nprobe sweep, recall@10 against exact), also on unclustered vectors (IVF's worst
-case), and at 1M vectors (built once; ~4 GB of RAM for both indexes).
+Each store is written through the real ``ingest.store`` (one 1,000-chunk file per transaction, then
+``commit``, which picks the FAISS index kind for the size and saves the lexical index): 768-dim
+normalised vectors in clusters (as embeddings of manual chunks are), and ~150-word chunk texts made
+of three runs of consecutive real sentences from the dev-set manuals (English and Spanish), so word
+frequencies are a manual's. Stores of ``--cache-from`` chunks or more are built once and kept in
+``--cache-dir`` (a stamp says which generator made them). Queries: a stored vector plus noise and
+the real FAQ questions through ``rag.retrieve.lexical_query``. Timed per question: the store's
+dense search, its lexical search, fusion + fetching the passages and their lead-ins, the whole
+``rag.retrieve.retrieve`` (query embedding excluded; ``--embedder`` times it). Also: recall@10 of
+dense search against exact, an nprobe sweep on the store's own IVF index, the lexical top 10
+against FTS5's ``bm25()`` over every word (the engine before, and the peer, timed) and against
+rank-bm25 (up to ``--rank-bm25-up-to``), build time, peak RSS, disk and load average.
+``--lexical-quality``: dev-set nDCG@10 of lexical search (no embedder needed); ``--real-ivf``: IVF
+recall on real embeddings; ``--faiss``: FAISS alone, flat vs IVF, on clustered and random vectors.
 
-    python bench/bench_retrieval.py                       # 10k and 100k store, FAISS 10k/100k/1M
-    python bench/bench_retrieval.py --sizes 10000 --no-1m --embedder embeddinggemma-300m
+    python bench/bench_retrieval.py --sizes 100000 1000000 --reference-queries 30 --lexical-quality
+    python bench/bench_retrieval.py --sizes --real-ivf all-minilm-l6-v2 --real-pieces 3000
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """The local ``Store``: an index folder opened, searched, and written one file at a time.
 
-``Index`` keeps the folder's two stores consistent: the SQLite catalog, the single truth (its SQL
-is all in ``ingest.catalog``), and the FAISS vectors, a cache of the catalog's vectors
-(``ingest.vectors``: exact below ``ann_threshold`` vectors, IVF from it on, retrained as the index
-grows). The folder's file names and its manifest are ``ingest.layout``'s; the choice of lexical
-query terms is ``ingest.lexical``'s.
+``Index`` keeps the folder's stores consistent: the SQLite catalog, the single truth (its SQL
+is all in ``ingest.catalog``), and two caches of it: the FAISS vectors (``ingest.vectors``: exact
+below ``ann_threshold`` vectors, IVF from it on, retrained as the index grows) and the lexical BM25
+index over the chunk texts (``ingest.lexical``, ``lexical.npz``). The folder's file names and its
+manifest are ``ingest.layout``'s.
 
 Crash safety: each file's change is one SQLite transaction that bumps ``version``; ``commit()``
-writes the FAISS file beside the old one and renames it into place, then rewrites the manifest
-(same way) with the version it matches. Whenever the catalog version differs from the version of
-the vectors in hand (a crash between the two, another process writing), the vectors are reloaded
-or rebuilt from the catalog before any search: a mismatch is repaired, never served. A rebuild for
+writes the lexical index (stamped inside with its catalog version) and the FAISS file beside the
+old ones and renames them into place, then rewrites the manifest (same way) with the version the
+vectors match. Whenever the catalog version differs from the version of the vectors or the lexical
+index in hand (a crash between the two, another process writing), they are reloaded or rebuilt from
+the catalog before any search: a mismatch is repaired, never served. A rebuild for
 reading is exact (flat, no training); ``commit()`` turns it into the kind the count calls for.
 
 It is one class over 300 lines on purpose: every read and write method holds the same lock and
