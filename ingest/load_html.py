@@ -119,7 +119,8 @@ def _open_tag(tag: Tag, buffer: list[str], pre: bool, cell: bool, tables: bool) 
     name = tag.name
     if _is_chrome(tag):
         return []
-    if name == "table" and tables and not (pre or cell):
+    # A table holding a table is layout, not data (and each level's cells are not read again).
+    if name == "table" and tables and not (pre or cell) and tag.find("table") is None:
         rows = _table_rows(tag)
         if is_table(rows):
             caption = tag.find("caption", recursive=False)

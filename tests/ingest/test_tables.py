@@ -243,3 +243,10 @@ def test_table_chunks_with_minilm(minilm, seed: int) -> None:
     rng = random.Random(seed)
     text = "Intro.\n\n" + markdown_table(_random_table(rng)) + "\n\nAfter."
     _check_table_chunks(text, minilm, rng.choice([16, 32, 64, 128]))
+
+
+def test_a_table_holding_a_table_is_layout() -> None:
+    inner = "<table><tr><td>Pin</td><td>Max</td></tr><tr><td>A1</td><td>16 V</td></tr></table>"
+    markup = f"<table><tr><td>{inner}</td><td>side</td></tr><tr><td>a</td><td>b</td></tr></table>"
+    (section,) = html_sections(markup, "n.html")
+    assert "---" not in section.text and "A1" in section.text and "side" in section.text
