@@ -83,12 +83,12 @@ def ingest_folder(
         records = [f for f in found if isinstance(f, FileRecord)]
         if not records:
             raise NothingToIndex(_nothing_message(folder, [f for f in found if isinstance(f, Skipped)]))
-        reread = _stale_reading(index, root, states)
+        reread = _stale_reading(index, root, states, settings)
         report = _run(
             index, root, found, states, embedder, settings, progress, remove_missing, reread, make_writer
         )
         if reread:  # recorded only now that every file was read again (a crash before: redone)
-            index.set_meta(_loader_key(root), str(LOADER_VERSION))
+            index.set_meta(_loader_key(root), _reading(settings))
             index.commit()
             note = Skipped(".", "docqa reads documents differently since this folder was indexed: every file "
                            "was read again (unchanged text kept its vectors)")  # fmt: skip
@@ -135,7 +135,7 @@ def ingest_paths(
     with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
         index.begin_write()
         states = index.file_states(str(root))
-        _stale_reading(index, root, states)
+        _stale_reading(index, root, states, settings)
         found = list(scan_files(root, list(paths), _max_bytes(settings), known=_known(states)))
         report = _run(index, root, found, states, embedder, settings, progress, remove_missing=False)
     return _timed(report, started)
@@ -145,16 +145,25 @@ def _loader_key(root: Path) -> str:
     return f"loader_version:{root}"
 
 
-def _stale_reading(index: Index, root: Path, states: dict) -> bool:
-    """Whether the files indexed from ``root`` were read by other loaders than these.
+def _reading(settings: Settings) -> str:
+    """How files are read: the loaders' version, and whether tables are read as tables.
+
+    >>> _reading(Settings(tables="off")).endswith("tables-off")
+    True
+    """
+    return str(LOADER_VERSION) if settings.tables == "on" else f"{LOADER_VERSION}-tables-off"
+
+
+def _stale_reading(index: Index, root: Path, states: dict, settings: Settings) -> bool:
+    """Whether the files indexed from ``root`` were read by other loaders (or table settings) than these.
 
     A root with nothing indexed yet is marked current at once (its files will all be read now;
     recorded before the run, as it bumps the catalog version the run's commit stamps).
     """
-    if index.meta(_loader_key(root)) == str(LOADER_VERSION):
+    if index.meta(_loader_key(root)) == _reading(settings):
         return False
     if not states:
-        index.set_meta(_loader_key(root), str(LOADER_VERSION))
+        index.set_meta(_loader_key(root), _reading(settings))
         return False
     return True
 

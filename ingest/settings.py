@@ -79,8 +79,8 @@ class Settings:
     ocr_dpi: int = 300
     # Tables (PDF ruled tables, HTML, EPUB and Word tables): "on" reads each as a Markdown table,
     # chunked between rows with its header repeated (ingest.tables); "off" reads them as before,
-    # PDF cells as a stream of text, HTML/Word rows as lines. Files already indexed are read
-    # again only when they change: rebuild the index after switching.
+    # PDF cells as a stream of text, HTML/Word rows as lines. After a switch the next ingest reads
+    # every file of the folder again once (ingest.pipeline).
     tables: str = "on"
     # Texts per embedding batch (memory stays bounded by this, not by the folder size).
     embed_batch_size: int = 16

@@ -250,3 +250,30 @@ def test_a_table_holding_a_table_is_layout() -> None:
     markup = f"<table><tr><td>{inner}</td><td>side</td></tr><tr><td>a</td><td>b</td></tr></table>"
     (section,) = html_sections(markup, "n.html")
     assert "---" not in section.text and "A1" in section.text and "side" in section.text
+
+
+def test_switching_tables_reads_the_folder_again(tmp_path: Path) -> None:
+    from ingest.pipeline import ingest_folder
+    from ingest.store import open_index
+
+    docs, index_dir = tmp_path / "docs", tmp_path / "ix"
+    docs.mkdir()
+    rows = "".join(f"<tr><td>opt{i}</td><td>{i} V</td></tr>" for i in range(3))
+    (docs / "keys.html").write_text(
+        f"<h1>Options</h1><table><tr><th>Option</th><th>Max</th></tr>{rows}</table>"
+    )
+    texts, updated = [], []
+    for tables in ("on", "off", "on"):
+        settings = Settings(chunk_tokens=64, chunk_overlap=4, tables=tables)
+        report = ingest_folder(docs, index_dir, HashEmbedder(max_tokens=64), settings)
+        updated.append(report.updated)
+        with open_index(index_dir) as index:
+            root = next(f.root for f in index.files())
+            texts.append(sorted(index.file_vectors(root, "keys.html")))
+    assert updated == [(), ("keys.html",), ("keys.html",)]  # the file is unchanged: read again for the switch
+    assert (
+        texts[0]
+        == texts[2]
+        == ["| Option | Max |\n| --- | --- |\n| opt0 | 0 V |\n| opt1 | 1 V |\n| opt2 | 2 V |"]
+    )
+    assert texts[1] == ["Option | Max\nopt0 | 0 V\nopt1 | 1 V\nopt2 | 2 V"]
