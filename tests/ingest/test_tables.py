@@ -277,3 +277,25 @@ def test_switching_tables_reads_the_folder_again(tmp_path: Path) -> None:
         == ["| Option | Max |\n| --- | --- |\n| opt0 | 0 V |\n| opt1 | 1 V |\n| opt2 | 2 V |"]
     )
     assert texts[1] == ["Option | Max\nopt0 | 0 V\nopt1 | 1 V\nopt2 | 2 V"]
+
+
+def test_pieces_of_a_table_get_no_lead_in(tmp_path: Path) -> None:
+    """A piece starts at a row: no text of its line comes before it (measured from the previous
+    chunk's end, since that chunk starts with the repeated header, not found in the section)."""
+    from ingest.pipeline import ingest_folder
+    from ingest.store import open_index
+
+    docs, index_dir = tmp_path / "docs", tmp_path / "ix"
+    docs.mkdir()
+    rows = [["Option", "Default"]] + [[f"weechat.look.option_{i}", f"value {i}"] for i in range(40)]
+    (docs / "options.md").write_text("# Options\n\nSome text first.\n\n" + markdown_table(rows) + "\n")
+    ingest_folder(docs, index_dir, HashEmbedder(max_tokens=32), Settings(chunk_tokens=32, chunk_overlap=4))
+    with open_index(index_dir) as index:
+        ids = [
+            cid
+            for cid, _ in index.search_dense(HashEmbedder().embed_queries(["weechat option value"])[0], 50)
+        ]
+        chunks = index.get_chunks(ids)
+        pieces = [c.id for c in chunks if c.text.startswith("| Option | Default |") and "option_3" in c.text]
+        assert len([c for c in chunks if c.text.startswith("| Option | Default |")]) > 5 and pieces
+        assert index.lead_ins(ids, 200) == {}
