@@ -15,6 +15,7 @@ way in. This module does not retrieve or call the model.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 
 from ingest.records import Message, Passage
@@ -30,6 +31,7 @@ LANGUAGE_NAMES = {
     "it": "Italian",
     "pt": "Portuguese",
 }
+_SEPARATOR = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")  # "| --- | :---: |"
 MIN_PASSAGE_TOKENS = 48  # a cut passage shorter than this is dropped: too little to answer from
 HISTORY_TOKENS = 160  # earlier turns given to the model: enough to resolve "it", kept small
 
@@ -181,20 +183,48 @@ def _window(text: str, budget: int, count_tokens: Callable[[str], int], words: s
     scores = [len(words & content_words(line)) for line in lines]
     best = scores.index(max(scores))
     first = last = best
+    # A table's rows mean little without their column names (ingest/tables.py): room is kept for
+    # the header of the table the best line is a row of.
+    header = _table_header(lines, best)
+    reserved = count_tokens("\n".join(header)) + 2 if header else 0
+    if reserved and count_tokens(lines[best]) + reserved > budget:
+        header, reserved = [], 0
     used = count_tokens(lines[best])
     if used > budget:
         return _cut(lines[best], budget, count_tokens)
+    room = budget - reserved
     # Reading order: what follows the best line (a heading, a label) is usually its content, so
     # grow downwards to two thirds of the budget, then upwards, then downwards again.
-    for step, limit in ((1, budget * 2 // 3), (-1, budget), (1, budget)):
+    for step, limit in ((1, room * 2 // 3), (-1, room), (1, room)):
         while True:
             j = last + 1 if step > 0 else first - 1
             if not 0 <= j < len(lines) or used + count_tokens(lines[j]) + 1 > limit:
                 break
             used += count_tokens(lines[j]) + 1
             first, last = min(first, j), max(last, j)
-    body = "\n".join(lines[first : last + 1])
-    return ("… " if first > 0 else "") + body + (" …" if last < len(lines) - 1 else "")
+    tail = " …" if last < len(lines) - 1 else ""
+    header = _table_header(lines, first)  # none when the window reached it by itself
+    if header and reserved:
+        return "\n".join([*header, "…", *lines[first : last + 1]]) + tail
+    return ("… " if first > 0 else "") + "\n".join(lines[first : last + 1]) + tail
+
+
+def _table_header(lines: list[str], first: int) -> list[str]:
+    """The header and separator lines of the Markdown table ``lines[first]`` is a row of, when
+    they are above it; [] otherwise.
+
+    >>> rows = ["Ratings", "| Pin | Max |", "| --- | --- |", "| A1 | 16 V |", "| A2 | 5 V |"]
+    >>> _table_header(rows, 4), _table_header(rows, 1), _table_header(rows, 0)
+    (['| Pin | Max |', '| --- | --- |'], [], [])
+    """
+    if not lines[first].lstrip().startswith("|"):
+        return []
+    top = first
+    while top > 0 and lines[top - 1].lstrip().startswith("|"):
+        top -= 1
+    if top == first or top + 1 >= len(lines) or not _SEPARATOR.match(lines[top + 1]):
+        return []  # the window holds the header already, or the block is no Markdown table
+    return lines[top : min(top + 2, first)]
 
 
 def _location(passage: Passage) -> str:

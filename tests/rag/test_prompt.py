@@ -148,3 +148,15 @@ def test_history_turns_are_cleaned_of_chat_tokens():
     messages = build_prompt("And its range?", [_passage(1, "x")], history=history, count_tokens=_words)
     assert all("<|im_" not in m.content for m in messages)
     assert messages[-2].content.startswith("A generator")
+
+
+def test_a_table_row_is_shown_with_its_column_names():
+    rows = [f"| E{i:02d} | code {i} reason text | fix number {i} |" for i in range(60)]
+    rows[45] = "| E45 | fan stalled | clean the fan grille |"
+    table = "Error codes\n| Code | Meaning | Fix |\n| --- | --- | --- |\n" + "\n".join(rows)
+    passage = Passage("t", "manual.pdf", table, 9, "Errors", "en", 1.0, 1)
+    (fitted,) = fit_passages([passage], 60, lambda t: len(t.split()), "What does error E45 fan stalled mean?")
+    lines = fitted.text.split("\n")
+    assert lines[:2] == ["| Code | Meaning | Fix |", "| --- | --- | --- |"], fitted.text
+    assert "| E45 | fan stalled | clean the fan grille |" in lines
+    assert len(fitted.text.split()) <= 60
