@@ -37,17 +37,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["build", "signals", "fit", "e2e", "score"])
+    parser.add_argument("step", choices=["build", "signals", "fit", "e2e", "extract", "score"])
     parser.add_argument("--work", default="/work/lopo", help="documents, indexes, signals and runs")
     parser.add_argument("--limit", type=int, default=None, help="first N questions per kind (a quick look)")
     parser.add_argument("--products", default=",".join(lopo_data.PRODUCTS))
     parser.add_argument("--runs", default="runs", help="e2e/score: the runs folder under --work")
     parser.add_argument("--no-write-model", action="store_true", help="fit: leave rag/refusal_models.json")
+    parser.add_argument("--out", default="runs-extract", help="extract: the runs folder it writes")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     products = [p for p in args.products.split(",") if p]
-    steps = {"build": _build, "signals": _signals, "fit": _fit, "e2e": _e2e, "score": _score}
+    steps = {
+        "build": _build,
+        "signals": _signals,
+        "fit": _fit,
+        "e2e": _e2e,
+        "extract": _extract,
+        "score": _score,
+    }
     steps[args.step](work, args, products)
 
 
@@ -360,6 +368,77 @@ def _e2e(work: Path, args, products) -> None:
             engine.close()
 
 
+def _extract(work: Path, args, products) -> None:
+    """The e2e runs in ``--runs`` as today's engine answers them, written to ``--out``.
+
+    ``e2e`` decoded every question under a decision that never refuses, so each refusal in those
+    runs is the model's own, written after an "answer" decision: today's engine quotes the passage
+    instead (``rag.extractive``); an uncited answer now cites the passage closest in meaning when
+    it is close enough (``Engine._cite_by_meaning``). That needs retrieval, the prompt's passage
+    fitting and the embedder, no decoding; every other answer is the run's, unchanged. Retrieval is redone and compared with
+    the run's (the lexical index changed since): how many top-10 lists differ is printed.
+    """
+    from ingest.lang import detect_language
+    from rag.answer import build_answer, quoted_answer
+    from rag.evaluate.questions import load_questions
+    from rag.evaluate.results import QuestionResult
+    from rag.evaluate.score import score_question
+    from rag.extractive import extract
+    from rag.refusal import is_refusal
+
+    models = _models(work)
+    changed = differ = total = 0
+    for run_dir in sorted((work / args.runs).glob("*-index-*")):
+        held, index_name = run_dir.name.split("-", 1)
+        if held not in products:
+            continue
+        engine = _engines(work, [index_name], models)[index_name]
+        engine.settings = engine.settings.replace(min_relevance=0.0)
+        asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl").questions}
+        out = work / args.out / run_dir.name
+        out.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for line in (run_dir / "results.jsonl").open(encoding="utf-8"):
+            result = QuestionResult.from_json(json.loads(line))
+            total += 1
+            answered = result.answer
+            refused = answered is not None and (answered.refused or is_refusal(answered.text))
+            if refused or (answered is not None and answered.unsupported):
+                question = asked[result.id]
+                passages = engine.retrieve(question.question, k=10)
+                differ += [p.chunk_id for p in passages] != [r.chunk_id for r in result.retrieved]
+                lang = engine._language(question.question, ())
+                given = engine.retrieve(question.question)  # what ask() gives the prompt: top_k
+                shown, _ = engine.prompt(question.question, given, language=lang)
+                answer = None
+                if refused:
+                    quote = extract(question.question, shown)
+                    if quote is not None:
+                        answer = quoted_answer(question.question, quote, shown, passages=given, lang=lang)
+                else:  # uncited: today's engine cites the passage closest in meaning, if close enough
+                    was = build_answer(question.question, answered.text, shown, passages=given, lang=lang)
+                    cited = engine._cite_by_meaning(was, shown)
+                    answer = None if cited.unsupported else cited
+                if answer is not None:
+                    result = score_question(
+                        question,
+                        passages,
+                        k=10,
+                        latency_s=result.latency_s,
+                        answer=answer,
+                        detect=detect_language,
+                    )
+                    changed += 1
+            rows.append(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")
+        (out / "results.jsonl").write_text("".join(rows), encoding="utf-8")
+        engine.close()
+    print(
+        f"{changed} of {total} answers changed (quotes, citations by meaning); retrieval differs for "
+        f"{differ} of those asked again",
+        file=sys.stderr,
+    )
+
+
 def _score(work: Path, args, products) -> None:
     """Each held-out product's runs with the decision fitted without it -> the e2e figures."""
 
@@ -397,7 +476,7 @@ def _score(work: Path, args, products) -> None:
                     probability = row["probability"]
                 seen = RefusalSignals(row["relevance"], row["overlap"], probability, row["answer_lang"])
                 # A refusal in the answer's own words counts as one with today's detection too.
-                own = is_refusal(result.answer.text)
+                own = is_refusal(result.answer.text) and not result.answer.extracted
                 if (model.refuses(seen) or own) and not result.answer.refused:
                     result = _refused(
                         result, asked[result.id], refusal(row["answer_lang"]), score_question, Answer

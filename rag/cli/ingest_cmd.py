@@ -178,8 +178,9 @@ class _Bar:
 
     def update(self, p) -> None:  # p: ingest.pipeline.Progress
         self._bar.total = p.bytes_total
+        note = f", {p.note}" if p.note else ""  # e.g. "OCR page 3/40 of manual.pdf"
         self._bar.set_postfix_str(
-            f"files {p.files_done}/{p.files_total}, chunks {p.chunks_done}", refresh=False
+            f"files {p.files_done}/{p.files_total}, chunks {p.chunks_done}{note}", refresh=False
         )
         self._bar.update(p.bytes_done - self._bar.n)  # update(), not n =: tqdm's rate and ETA need it
 
