@@ -5,6 +5,8 @@ An index folder holds:
 - ``catalog.sqlite`` (with ``-wal`` and ``-shm`` beside it while open): the single truth about what
   is indexed (files, chunks with their vectors, FTS5, ``version``); see ``ingest.catalog``.
 - ``vectors.faiss``: the vector store, a cache of the catalog's vectors; see ``ingest.vectors``.
+- ``lexical.npz``: the lexical (BM25) index, a cache of the catalog's chunk texts stamped with the
+  catalog version it matches, rebuilt when missing or stale; see ``ingest.lexical``.
 - ``manifest.json``: embedder name and dim, ``normalized``, ``format``, ``vector_store`` (the
   FAISS index kind, with ``nlist``, ``nprobe`` and ``trained_for`` for IVF), and
   ``catalog_version``, the catalog version the FAISS file was written at.

@@ -1,6 +1,6 @@
 """``Store``: what retrieval, ingestion and the app need of an index, whatever holds it.
 
-The local implementation is ``ingest.store.Index`` (SQLite catalog + FTS5 + FAISS in an index
+The local implementation is ``ingest.store.Index`` (SQLite catalog + a BM25 index + FAISS in an index
 folder, opened with ``ingest.store.open_index``); another backend (a Milvus collection, say)
 implements these methods and ``rag.retrieve``, ``rag.engine`` and the app work with it unchanged.
 Tests pass in-memory doubles (``tests/rag/conftest.py``).

@@ -1,7 +1,8 @@
 """Retrieval: a question -> the index's most relevant passages, dense and lexical scores fused.
 
-Dense search (the embedder's query vector against FAISS) and lexical search (the catalog's FTS5
-BM25, diacritics folded) each return more candidates than asked for; each list's scores are
+Dense search (the embedder's query vector against FAISS) and lexical search (BM25 with FTS5's
+formula over the store's in-memory index of the chunk texts, ``ingest.lexical``, diacritics
+folded) each return more candidates than asked for; each list's scores are
 min-max normalised over its own candidates and mixed as
 ``dense_weight * dense + (1 - dense_weight) * lexical`` (a candidate missing from one list gets 0
 there). Plain reciprocal-rank fusion is not used: with a weaker retriever it drags the stronger

@@ -1,0 +1,102 @@
+"""End to end on the table questions: is the row's value in the answer, tables read as tables or not.
+
+Over the indexes ``bench/bench_table_qa.py`` builds (the WeeChat guide as PDF or HTML, with
+``tables = "off"`` and ``"on"``, the sample manuals beside it), each of the 24 questions of
+``bench/data/table_questions.jsonl`` is asked through the engine with the default generator and
+runtime. An answer is correct when it holds the question's short gold answer (``answer``, e.g.
+"/usr/local"; whitespace, case and table pipes ignored) and is not a refusal; it cites the gold
+place when one citation is the gold file (and page, for the PDF). Writes
+``bench/results/table_answers.json``.
+
+    python bench/bench_table_qa.py            # builds the four indexes (MiniLM)
+    python bench/bench_table_answers.py       # then asks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_table_qa import QUESTIONS, WORK, _normal  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def ask_all(kind: str, tables: str, embedder_name: str, questions: list[dict]) -> dict:
+    """Every question through the engine over one index; per question: correct, cited, refused."""
+    from ingest.settings import load_settings
+    from rag.engine import open_engine
+
+    index = WORK / f"index-{kind}-{tables}-{embedder_name}"
+    if not index.is_dir():
+        raise SystemExit(f"no index {index}: run bench/bench_table_qa.py --embedder {embedder_name} first")
+    settings = load_settings(env={}, index_dir=index, embedder=embedder_name, tables=tables)
+    rows = {}
+    with open_engine(settings) as engine:
+        for q in questions:
+            gold_file, gold_page = (q["html"], None) if kind == "html" else q["gold"].split("#")
+            answer = engine.ask(q["question"])
+            cited = any(
+                c.source == gold_file and (gold_page is None or c.page == int(gold_page))
+                for c in answer.citations
+            )
+            correct = not answer.refused and _normal(q["answer"]) in _normal(answer.text)
+            rows[q["id"]] = {
+                "correct": correct,
+                "cited": cited,
+                "refused": answer.refused,
+                "text": answer.text,
+            }
+            print(
+                f"{kind} {tables} {q['id']}: {'ok ' if correct else '-- '} {answer.text[:90]!r}",
+                file=sys.stderr,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--embedder", default="all-minilm-l6-v2")
+    parser.add_argument("--kinds", nargs="*", default=["pdf", "html"], choices=["pdf", "html"])
+    args = parser.parse_args()
+    questions = [
+        json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    report: dict = {"command": "python bench/bench_table_answers.py " + " ".join(sys.argv[1:]), "runs": {}}
+    for kind in args.kinds:
+        for tables in ("off", "on"):
+            load = os.getloadavg()[0]
+            started = time.perf_counter()
+            rows = ask_all(kind, tables, args.embedder, questions)
+            report["runs"][f"{kind}/{tables}"] = {
+                "correct": sum(r["correct"] for r in rows.values()),
+                "cited_gold": sum(r["cited"] for r in rows.values()),
+                "refused": sum(r["refused"] for r in rows.values()),
+                "questions": len(rows),
+                "seconds": round(time.perf_counter() - started, 1),
+                "load_average": load,
+                "rows": rows,
+            }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "table_answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    print("| guide | tables | correct | cites the gold place | refused |")
+    print("|---|---|---|---|---|")
+    for name, run in report["runs"].items():
+        kind, tables = name.split("/")
+        n = run["questions"]
+        print(
+            f"| {kind} | {tables} | {run['correct']}/{n} | {run['cited_gold']}/{n} | {run['refused']}/{n} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
