@@ -55,11 +55,12 @@ class Settings:
     # Generator: a bundled name, a local transformers model folder, or "openai" for an
     # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI).
     generator: str = "qwen2.5-coder-0.5b-instruct"
-    # How a bundled or local generator runs: "llama.cpp" (the folder's model.gguf, 4-bit, through
-    # llama-cpp-python: faster decoding, a third of the memory, the same answers;
-    # bench/bench_runtimes.py), "torch" (the safetensors folder in fp32), or "auto": llama.cpp
+    # How a bundled or local generator runs: "torch" (the safetensors folder in fp32: the first
+    # token sooner on an AVX-512 CPU, and what the refusal decision was fitted on), "llama.cpp"
+    # (the folder's model.gguf, 4-bit, through llama-cpp-python: a third of the memory, faster
+    # decoding, the same answers on the bench; bench/bench_runtimes.py), or "auto": llama.cpp
     # when llama-cpp-python is installed and the folder has its model.gguf, else torch.
-    generator_runtime: str = "auto"
+    generator_runtime: str = "torch"
     # OpenAI-compatible server: base URL, model name, and the environment variable with the key.
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = ""

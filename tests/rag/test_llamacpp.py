@@ -54,7 +54,7 @@ def _messages(question: str, passages=(PV1,), language: str = "en") -> list[Mess
 
 
 def test_the_runtime_setting_is_checked() -> None:
-    assert Settings().generator_runtime == "auto"
+    assert Settings().generator_runtime == "torch"
     assert Settings(generator_runtime="llama.cpp").generator_runtime == "llama.cpp"
     with pytest.raises(ConfigError, match=r"generator_runtime.*auto, torch, llama\.cpp"):
         Settings(generator_runtime="onnx")
@@ -90,7 +90,8 @@ def test_auto_takes_llama_cpp_only_where_it_can_run(tmp_path: Path, monkeypatch)
     assert resolve_runtime("auto", tmp_path) == "llama.cpp"
     assert resolve_runtime("torch", tmp_path) == "torch"
     # "models list" says what auto chose for each generator folder (none fetched here: torch).
-    result = CliRunner().invoke(cli, ["models", "list", "--models-dir", str(tmp_path / "m")], env={})
+    env = {"DOCQA_GENERATOR_RUNTIME": "auto"}
+    result = CliRunner().invoke(cli, ["models", "list", "--models-dir", str(tmp_path / "m")], env=env)
     assert "qwen2.5-coder-0.5b-instruct on torch" in result.output and "auto" in result.output
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name))
