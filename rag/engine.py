@@ -230,14 +230,16 @@ class Engine:
 
         Word matching (``rag.answer.attribute``) cannot credit a translation: a Spanish answer
         from an English manual shares no words with it. The answer is embedded as a query and
-        the passages as documents, the way retrieval compares a question with a chunk.
+        the passages as documents, the way retrieval compares a question with a chunk. An embedder
+        without a calibrated gate (0) gets no citation by meaning: nothing says how close is close.
         """
-        if not shown:
+        gate = self._min_relevance()
+        if not shown or gate <= 0:
             return answer
         vectors = self.embedder.embed_documents([p.text for p in shown])
         cosines = vectors @ self.embedder.embed_queries([answer.text])[0]
         best = int(cosines.argmax())
-        if float(cosines[best]) < self._min_relevance():
+        if float(cosines[best]) < gate:
             return answer
         return cite_passage(answer, best + 1, shown)
 

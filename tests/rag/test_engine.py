@@ -228,18 +228,18 @@ def test_a_refusal_after_an_answer_decision_becomes_a_cited_quote(tmp_path, inde
 
 
 def test_an_uncited_answer_cites_the_passage_closest_in_meaning(tmp_path, index, embedder):
+    question = "How do I measure a voltage?"
     reply = "Conecte la señal a A1."  # one word in common: word matching cannot credit it
-    answer = Engine(_settings(tmp_path), index, embedder, ReplayGenerator(reply)).ask(
-        "How do I measure a voltage?"
-    )
+    gated = _settings(tmp_path, min_relevance=0.05)  # retrieval's gate, calibrated for this embedder
+    answer = Engine(gated, index, embedder, ReplayGenerator(reply)).ask(question)
     assert not answer.unsupported and answer.text == "Conecte la señal a A1 [1]."
     assert answer.citations[0].chunk_id == answer.passages[0].chunk_id
     # Less close than retrieval's gate asks of a relevant passage: left uncited.
-    gated = _settings(tmp_path, min_relevance=0.05)
-    answer = Engine(gated, index, embedder, ReplayGenerator("Bananas are yellow.")).ask(
-        "How do I measure a voltage?"
-    )
+    answer = Engine(gated, index, embedder, ReplayGenerator("Bananas are yellow.")).ask(question)
     assert not answer.refused and answer.unsupported and not answer.citations
+    # No calibrated gate (0): no citation by meaning at all.
+    answer = Engine(_settings(tmp_path), index, embedder, ReplayGenerator(reply)).ask(question)
+    assert answer.unsupported and not answer.citations
 
 
 def test_refusal_probability_setting_is_validated(tmp_path):
