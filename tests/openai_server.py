@@ -73,9 +73,9 @@ class OpenAIServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def running_openai_server() -> Iterator[OpenAIServer]:
-    """An ``OpenAIServer`` answering on a thread for the ``with`` block."""
-    server = OpenAIServer()
+def running_openai_server(server_class: type[OpenAIServer] | None = None) -> Iterator[OpenAIServer]:
+    """An ``OpenAIServer`` (or ``server_class``, a subclass) answering on a thread for the block."""
+    server = (server_class or OpenAIServer)()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

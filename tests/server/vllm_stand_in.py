@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
-from collections.abc import Iterator
 
-from tests.openai_server import OpenAIServer, _OpenAIHandler
+from tests.openai_server import OpenAIServer, _OpenAIHandler, running_openai_server
 
 SERVED_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 
@@ -71,14 +69,6 @@ class VLLMServer(OpenAIServer):
         self.RequestHandlerClass = _VLLMHandler
 
 
-@contextlib.contextmanager
-def running_vllm_server() -> Iterator[VLLMServer]:
+def running_vllm_server() -> contextlib.AbstractContextManager[VLLMServer]:
     """A ``VLLMServer`` answering on a thread for the ``with`` block."""
-    server = VLLMServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return running_openai_server(VLLMServer)
