@@ -337,10 +337,10 @@ def iter_vectors(conn: sqlite3.Connection, batch: int = 4096) -> Iterator[tuple[
         yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(ids), -1)
 
 
-def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
-    """All (rowid, text, language) of the chunks, by rowid (the lexical index is built from them);
-    run inside a read transaction for a consistent snapshot."""
-    yield from conn.execute("SELECT rowid, text, lang FROM chunks ORDER BY rowid")
+def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """All (rowid, text) of the chunks, by rowid (the lexical index is built from them); run inside
+    a read transaction for a consistent snapshot."""
+    yield from conn.execute("SELECT rowid, text FROM chunks ORDER BY rowid")
 
 
 def chunk_ids(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, str]:

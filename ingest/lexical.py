@@ -6,13 +6,8 @@ FTS5's ``unicode61 remove_diacritics 2`` tokenizer does (letters and digits, low
 removed), so "configuracion" finds "configuración".
 
 ``LexicalIndex`` is what ``ingest.store`` searches: postings (chunk rowid, term frequency) per term
-in numpy arrays. A chunk's words are indexed as their Snowball stems in the chunk's language
-(``stems``: "colores" and "color" are one term, "configure" and "configuring" another); a chunk
-in a language without a stemmer keeps its words. A query is looked up by its words and their
-stems in each language the index holds (a question's language is a guess; a word's stems in two
-languages are two terms, and a chunk holds the one of its own language). Scores are FTS5's own
-BM25 (k1 1.2, b 0.75, idf ``log((N - n + 0.5)/(n + 0.5))`` floored at 1e-6, length in tokens), so
-over unstemmed words the ranking is FTS5's. Why not FTS5 itself: ``bm25()``
+in numpy arrays, scored with FTS5's own BM25 (k1 1.2, b 0.75, idf ``log((N - n + 0.5)/(n + 0.5))``
+floored at 1e-6, length in tokens), so its ranking is FTS5's. Why not FTS5 itself: ``bm25()``
 scores every matching row one at a time, and real questions' content words ("python", "use",
 "file") match a third of a manual's chunks: 104 ms p50 at 100k chunks, ~1 s at 1M
 (bench/bench_retrieval.py). Here a term's postings are scored in one vectorised step. Words in half
@@ -27,27 +22,21 @@ This module runs no SQL (``ingest.catalog`` does) and knows nothing of files or 
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import snowballstemmer
 
 from ingest.layout import atomic_write
 
 MAX_TERMS = 64
 LEXICAL = "lexical.npz"  # the saved index, beside vectors.faiss
 K1, B = 1.2, 0.75  # FTS5's bm25() defaults
-SCHEME = 2  # what the terms are (saved in the file): 1 words, 2 words stemmed in the chunk's language
-# Snowball's stemmer for each language code ingest.lang detects; other languages keep their words.
-SNOWBALL = {"en": "english", "es": "spanish", "fr": "french", "de": "german", "it": "italian",
-            "pt": "portuguese", "nl": "dutch", "ca": "catalan"}  # fmt: skip
 FLUSH_POSTINGS = 1_000_000  # added postings kept in Python lists before they become a numpy segment
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in range(128) if not chr(c).isalnum()})
@@ -87,43 +76,6 @@ def tokens(text: str) -> list[str]:
     return text.translate(_ASCII_SEPARATORS).split()  # the same words, 4-8x faster than findall
 
 
-@functools.cache
-def _stemmer(lang: str) -> Callable[[str], str] | None:
-    """``lang``'s Snowball stemmer (memoised per word), None for a language without one."""
-    name = SNOWBALL.get(lang)
-    if name is None:
-        return None
-    return functools.lru_cache(maxsize=1 << 18)(snowballstemmer.stemmer(name).stemWord)
-
-
-def stems(words: Iterable[str], lang: str) -> list[str]:
-    """``words`` (as ``tokens`` gives them) stemmed in ``lang``; unchanged for a language without
-    a stemmer. Words are folded before they are stemmed, so a question typed without accents finds
-    the same stem as the accented text.
-
-    >>> stems(tokens("Los colores del menú de configuración"), "es")
-    ['los', 'color', 'del', 'menu', 'de', 'configur']
-    >>> stems(["configuring", "colors"], "en"), stems(["colores"], "und")
-    (['configur', 'color'], ['colores'])
-    """
-    stem = _stemmer(lang)
-    return list(words) if stem is None else [stem(w) for w in words]
-
-
-def query_terms(query: str, languages: Iterable[str]) -> list[str]:
-    """A query's terms: its words (``tokens``), then their stems in each of ``languages``, without
-    repeats, at most ``MAX_TERMS``.
-
-    >>> query_terms("colores configurados", ["es", "en"])
-    ['colores', 'configurados', 'color', 'configur', 'configurado']
-    """
-    words = list(dict.fromkeys(tokens(query)))
-    terms = list(words)
-    for lang in languages:
-        terms.extend(stems(words, lang))
-    return list(dict.fromkeys(terms))[:MAX_TERMS]
-
-
 class LexicalIndex:
     """BM25 over chunk texts, keyed by catalog rowid (not thread-safe: the store locks).
 
@@ -140,7 +92,6 @@ class LexicalIndex:
         self._docs = 0
         self._tokens = 0
         self._removed = 0  # chunks removed whose postings are still in the segments
-        self._langs: set[str] = set()  # languages with a stemmer among the chunks added
         self._last = 0  # the highest rowid added: rowids only grow, so postings stay sorted
         self._maxtf = np.zeros(0, dtype=np.int64)  # per term: highest tf and ...
         self._mindl = np.zeros(0, dtype=np.int64)  # ... shortest chunk: its best possible score
@@ -148,18 +99,18 @@ class LexicalIndex:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, chunks: Iterable[tuple[int, str, str]], version: int) -> LexicalIndex:
-        """An index of ``chunks`` ((rowid, text, language) triples), matching catalog ``version``."""
+    def build(cls, chunks: Iterable[tuple[int, str]], version: int) -> LexicalIndex:
+        """An index of ``chunks`` ((rowid, text) pairs), matching catalog ``version``."""
         index = cls(version)
         index.add(chunks)
         index._flush()
         return index
 
-    def add(self, chunks: Iterable[tuple[int, str, str]]) -> None:
-        """Index these (rowid, text, language) chunks; a rowid must not be in the index already."""
+    def add(self, chunks: Iterable[tuple[int, str]]) -> None:
+        """Index these (rowid, text) chunks; a rowid must not be in the index already."""
         vocab = self._vocab
         terms, rows, tfs = self._pending
-        for rowid, text, lang in chunks:
+        for rowid, text in chunks:
             if rowid <= self._last or rowid >= 2**31:
                 raise ValueError(
                     f"chunk rowid {rowid} cannot follow {self._last} in the lexical index: rowids must "
@@ -169,13 +120,6 @@ class LexicalIndex:
             self._grow(rowid)
             self._last = rowid
             counts = Counter(words)
-            stem = _stemmer(lang)
-            if stem is not None:
-                self._langs.add(lang)
-                stemmed: Counter[str] = Counter()
-                for word, n in counts.items():
-                    stemmed[stem(word)] += n
-                counts = stemmed
             for word in [w for w in counts if w not in vocab]:
                 vocab[word] = len(vocab)
             terms.extend([vocab[w] for w in counts])
@@ -225,7 +169,7 @@ class LexicalIndex:
 
         ``among``: only these rowids (scored with the whole index's statistics, as unscoped).
         """
-        words = query_terms(query, sorted(self._langs))
+        words = list(dict.fromkeys(tokens(query)))[:MAX_TERMS]
         if k <= 0 or not words or not self._docs:
             return []
         self._flush()
@@ -318,8 +262,7 @@ class LexicalIndex:
         live = np.flatnonzero(self._length).astype(np.int32)
         vocab = "\n".join(sorted(self._vocab, key=self._vocab.__getitem__))
         arrays = {
-            "meta": np.array([self.version, self._docs, self._tokens, SCHEME], dtype=np.int64),
-            "langs": np.frombuffer(" ".join(sorted(self._langs)).encode("ascii"), dtype=np.uint8),
+            "meta": np.array([self.version, self._docs, self._tokens], dtype=np.int64),
             "vocab": np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
             "ptr": ptr,
             "rowids": rowids,
@@ -337,18 +280,13 @@ class LexicalIndex:
     @classmethod
     def load(cls, path: Path, version: int | None = None) -> LexicalIndex:
         """Read a file written by ``save``; raises ``ValueError`` if it is missing or unreadable, or
-        (``version`` given) matches another catalog version, or holds another kind of terms
-        (``SCHEME``); both found before the postings are read."""
+        (``version`` given) matches another catalog version (found before the postings are read)."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = data["meta"]
-                if len(meta) < 4 or int(meta[3]) != SCHEME:
-                    raise ValueError(f"lexical index {path} holds terms of another scheme than {SCHEME}")
-                if version is not None and int(meta[0]) != version:
-                    raise ValueError(f"lexical index {path} is of catalog version {int(meta[0])}")
+                if version is not None and int(data["meta"][0]) != version:
+                    raise ValueError(f"lexical index {path} is of catalog version {int(data['meta'][0])}")
                 arrays = {name: data[name] for name in data.files}
-            version, docs, total, _ = (int(x) for x in arrays["meta"])
-            langs = arrays["langs"].tobytes().decode("ascii").split()
+            version, docs, total = (int(x) for x in arrays["meta"])
             text = arrays["vocab"].tobytes().decode("utf-8")
             ptr, rowids, tf = arrays["ptr"], arrays["rowids"], arrays["tf"]
             live, length = arrays["live"], arrays["length"]
@@ -363,7 +301,6 @@ class LexicalIndex:
         index._length = np.zeros(int(live.max()) + 1 if len(live) else 0, dtype=np.int32)
         index._length[live] = length
         index._docs, index._tokens = docs, total
-        index._langs = set(langs)
         index._last = int(live.max()) if len(live) else 0
         for segment in index._segments:
             index._bound(segment)

@@ -302,10 +302,8 @@ class Index:
             vectors = [u.vectors for u in updates if u.chunks]
             if added:
                 self._vectors.add(added, np.concatenate(vectors))
-                texts = ((c.text, c.lang) for u in updates for c in u.chunks)
-                self._lexical.add(
-                    (rowid, text, lang) for rowid, (text, lang) in zip(added, texts, strict=True)
-                )
+                texts = (c.text for u in updates for c in u.chunks)
+                self._lexical.add(zip(added, texts, strict=True))
             self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
 
     def remove_file(self, root: str, path: str) -> bool:

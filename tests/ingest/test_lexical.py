@@ -40,11 +40,6 @@ def _docs(n: int, seed: int = 0) -> list[str]:
     ]
 
 
-def _und(texts: list[str]):
-    """(rowid, text, language) triples from 1 on, language unknown: words are not stemmed."""
-    return ((i, t, "und") for i, t in enumerate(texts, start=1))
-
-
 def _make(tmp_path: Path, texts: list[str], per_file: int = 5):
     index = open_index(tmp_path / "ix", embedder_name=EMB.name, create=True, dim=EMB.dim)
     index.apply([update(f"f{i}.txt", *texts[i : i + per_file]) for i in range(0, len(texts), per_file)])
@@ -155,18 +150,18 @@ def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: P
 def test_postings_survive_many_segments_removals_and_a_round_trip(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("ingest.lexical.FLUSH_POSTINGS", 7)  # a numpy segment every few chunks
     texts = _docs(50, seed=3)
-    lexical = LexicalIndex.build(_und(texts), version=1)
+    lexical = LexicalIndex.build(enumerate(texts, start=1), version=1)
     assert len(lexical._segments) > 5
     lexical.remove(range(1, 50, 3))
     kept = {i + 1: t for i, t in enumerate(texts) if i % 3}
-    fresh = LexicalIndex.build(((i, t, "und") for i, t in kept.items()), version=1)
+    fresh = LexicalIndex.build(kept.items(), version=1)
     lexical.save(tmp_path / "lex.npz")
     loaded = LexicalIndex.load(tmp_path / "lex.npz")
     for query in QUERIES:
         want = fresh.search(query, 10)
         assert lexical.search(query, 10) == want and loaded.search(query, 10) == want, query
     with pytest.raises(ValueError, match="rowids must grow"):
-        loaded.add([(2, "again", "und")])
+        loaded.add([(2, "again")])
     empty = LexicalIndex(version=0)
     empty.save(tmp_path / "empty.npz")
     assert LexicalIndex.load(tmp_path / "empty.npz").search("voltage", 3) == []
@@ -194,7 +189,7 @@ def test_pruned_search_equals_scoring_every_posting() -> None:
         " ".join(rng.choice(vocab, size=int(rng.integers(5, 60)), p=weights / weights.sum()))
         for _ in range(3000)
     ]
-    lexical = LexicalIndex.build(_und(texts), version=1)
+    lexical = LexicalIndex.build(enumerate(texts, start=1), version=1)
     lexical.remove(range(5, 3000, 11))  # removed chunks' postings are still there
     everyone = range(1, 3001)
     for _ in range(60):
@@ -222,38 +217,3 @@ def test_lead_ins_find_the_chunk_before_by_index_also_in_an_older_catalog(tmp_pa
             "AND p.position = c.position - 1 AND p.section = c.section WHERE c.chunk_id IN ('x')"
         ).fetchall()
     assert any("chunks_position" in str(row) for row in plan)
-
-
-def test_words_are_found_by_their_stem_in_the_chunks_language() -> None:
-    # Spanish questions rarely use the answer's exact forms: "colores"/"color", "cambiar"/"cambia"
-    texts = [
-        ("¿Cómo cambia el color de la barra? Use el comando /set.", "es"),
-        ("Los registros se guardan en el directorio de logs.", "es"),
-        ("Configuring the colors of the bar is done with /set.", "en"),
-        ("The logs are saved to a directory.", "en"),
-    ]
-    lexical = LexicalIndex.build(((i + 1, t, lang) for i, (t, lang) in enumerate(texts)), version=1)
-    assert lexical.search("cambiar colores barra", 1)[0][0] == 1
-    assert lexical.search("¿Dónde se guarda el registro?", 1)[0][0] == 2
-    assert lexical.search("configure bar color", 1)[0][0] == 3
-    # unstemmed words match only themselves, as FTS5's: an unknown language keeps its words
-    plain = LexicalIndex.build([(1, "colores cambiar", "und"), (2, "color", "und")], version=1)
-    assert [r for r, _ in plain.search("colores", 5)] == [1]
-
-
-def test_a_lexical_file_of_unstemmed_words_is_rebuilt_not_read(tmp_path: Path) -> None:
-    # files written before stemming hold words, not stems: searched as they are, "colores" would
-    # silently stop matching; they are refused and the store rebuilds them from the catalog
-    with _make(tmp_path, _docs(10)) as index:
-        pass
-    path = tmp_path / "ix" / LEXICAL
-    with np.load(path) as data:
-        arrays = {name: data[name] for name in data.files}
-    arrays["meta"] = arrays["meta"][:3]  # as written by scheme 1
-    del arrays["langs"]
-    with path.open("wb") as file:
-        np.savez(file, **arrays)
-    with pytest.raises(ValueError, match="another scheme"):
-        LexicalIndex.load(path)
-    with open_index(tmp_path / "ix") as index:
-        assert index.search_lexical("voltage", 1) and index._lexical.count() == index.count()
