@@ -7,17 +7,31 @@ chromium (``bench_tables.printed_guide``), the row as Markdown, and the row's ke
 question is a hit at k when one of the first k passages comes from the gold file (and, for the
 PDF, the gold page) and holds every key cell (whitespace and table pipes ignored).
 
-Four indexes, each a fresh ``ingest_folder`` of the real pipeline: the guide as PDF or as HTML,
-with ``tables = "off"`` (before: PDF cells as a stream of text, HTML rows as "a | b" lines) and
-``"on"``; the sample manuals of ``corpus/`` are indexed beside it as distractors.
+An index per guide format (PDF or HTML) and table setting, each a fresh ``ingest_folder`` of
+the real pipeline: ``tables = "off"`` (before: PDF cells as a stream of text, HTML rows as
+"a | b" lines) and ``"on"``; the sample manuals of ``corpus/`` are indexed beside the guide as
+distractors.
 
     python bench/bench_table_qa.py                          # MiniLM (fast)
-    python bench/bench_table_qa.py --embedder embeddinggemma-300m
+    python bench/bench_table_qa.py --embedder embeddinggemma-300m --kinds pdf --cache
+    python bench/bench_table_qa.py --tables off md md-half md-lead rows rows-lead
+
+``--tables`` also takes representations measured against each other, patched in for the run
+only: ``md`` (Markdown tables, the header repeated in each piece) or ``rows`` (each row one
+line, "Header: value; Header: value": ``_linear_table``); then ``-lead`` (the line
+before the table, which says what it holds, repeated with the header in every piece:
+``ingest.chunk._lead_line``; without it a table's pieces start at the table) and ``-half`` (a
+table's pieces at most half a chunk: fewer rows per piece, ``ingest.chunk._table_tokens``).
+``on`` is the product as it is (``md-lead-half``); ``md`` is what ``on`` was before.
+``--cache`` keeps every chunk's vector on disk by its text, so a second index of the same files
+embeds only new text (its "ingest s" is then no time to compare).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -58,8 +72,129 @@ def _docs(kind: str) -> Path:
     return folder
 
 
+class _CachedEmbedder:
+    """An embedder whose document vectors are kept on disk by text (``--cache``)."""
+
+    def __init__(self, embedder, folder: Path) -> None:
+        self._embedder, self._file = embedder, folder / f"vectors-{embedder.name}.npz"
+        self.name, self.dim, self.max_tokens = embedder.name, embedder.dim, embedder.max_tokens
+        self.token_spans, self.embed_queries = embedder.token_spans, embedder.embed_queries
+        self._vectors = {}
+        if self._file.is_file():
+            import numpy as np
+
+            with np.load(self._file) as saved:
+                self._vectors = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+
+    def embed_documents(self, texts):
+        import numpy as np
+
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        new = sorted({i for i, key in enumerate(keys) if key not in self._vectors}, key=keys.__getitem__)
+        todo = {keys[i]: texts[i] for i in new}
+        if todo:
+            for key, vector in zip(todo, self._embedder.embed_documents(list(todo.values())), strict=True):
+                self._vectors[key] = vector
+        return np.stack([self._vectors[key] for key in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        import numpy as np
+
+        keys = list(self._vectors)
+        np.savez(self._file, keys=np.array(keys), vectors=np.stack([self._vectors[k] for k in keys]))
+
+
+# A linearised row's first named cell "Name: ", and a later one "; Name: " (``_linear_table``).
+_ROW_START = re.compile(r"[^\s:;|][^\n:;|]{0,79}: ")
+_NEXT_CELL = re.compile(r"; [^\s:;|][^\n:;|]{0,79}: ")
+
+
+def _linear_table(rows) -> str:
+    """Rows (the first is the header) as one line per row, each cell after its column name;
+    empty cells left out, a cell under an empty header alone, a row without text dropped.
+
+    >>> print(_linear_table([["Pin", "Range", ""], ["A1", "±16 V", ""], ["IN1", "0 to\\n3.3 V", "slow"]]))
+    Pin: A1; Range: ±16 V
+    Pin: IN1; Range: 0 to 3.3 V; slow
+    """
+    header = [" ".join(cell.split()) for cell in rows[0]]
+    lines = []
+    for row in rows[1:]:
+        cells = []
+        for number, text in enumerate(row):
+            value, name = " ".join(text.split()), header[number] if number < len(header) else ""
+            if value:
+                cells.append(f"{name}: {value}" if name else value)
+        if cells:
+            lines.append("; ".join(cells))
+    return "\n".join(lines)
+
+
+def _blocks_with_rows(text: str):
+    """``ingest.tables.table_blocks`` plus runs of two ``_linear_table`` lines or more (no header
+    lines), so that the chunker cuts those between rows too.
+
+    >>> [(b.start, b.header_end, b.end) for b in _blocks_with_rows("Pins\\nPin: A1; Max: 1 V\\nPin: A2\\nEnd")]
+    [(5, 5, 30)]
+    """
+    from ingest.tables import TableBlock, table_blocks
+
+    blocks, lines, at = list(table_blocks(text)), [], 0
+    for line in text.split("\n"):
+        lines.append((at, at + len(line)))
+        at += len(line) + 1
+    i = 0
+    while i < len(lines):
+        a, b = lines[i]
+        first = _ROW_START.match(text, a, b)
+        j = i + 1
+        if first and _NEXT_CELL.search(text, a, b):  # later rows: the same first name, or two cells
+            while j < len(lines) and (
+                text.startswith(first.group(), lines[j][0])
+                or (_ROW_START.match(text, *lines[j]) and _NEXT_CELL.search(text, *lines[j]))
+            ):
+                j += 1
+        if j - i >= 2 and not any(x.start <= a < x.end for x in blocks):
+            blocks.append(TableBlock(a, a, lines[j - 1][1], tuple(lines[i:j])))
+        i = j
+    return sorted(blocks, key=lambda block: block.start)
+
+
+@contextlib.contextmanager
+def _representation(name: str):
+    """Patch ``name``'s table representation into the loaders and the chunker for one run."""
+    from unittest import mock
+
+    from ingest import chunk
+
+    with contextlib.ExitStack() as stack:
+        if name in ("on", "off"):
+            yield
+            return
+        if "-lead" not in name:  # as before: only a caption line ("Table 2: ...") joins the header
+
+            def caption(text, start, block, tokenizer, size):
+                return chunk._caption_line(text, start, block.start, last=True)
+
+            stack.enter_context(mock.patch("ingest.chunk._lead_line", caption))
+        if not name.endswith("-half"):  # as before: a table's pieces as long as a chunk
+            stack.enter_context(mock.patch("ingest.chunk._table_tokens", lambda size: size))
+        if name.startswith("rows"):
+            for module in ("ingest.tables", "ingest.load_html", "ingest.load_docx"):
+                stack.enter_context(mock.patch(f"{module}.markdown_table", _linear_table))
+            stack.enter_context(mock.patch("ingest.chunk.table_blocks", _blocks_with_rows))
+        yield
+
+
 def run(
-    kind: str, tables: str, embedder_name: str, questions: list[dict], k: int, reuse: bool = False
+    kind: str,
+    tables: str,
+    embedder_name: str,
+    questions: list[dict],
+    k: int,
+    reuse: bool = False,
+    cache: bool = False,
+    dense_weight: float | None = None,
 ) -> dict:
     """Index one folder afresh with ``tables`` (or reuse that index), then retrieve every question."""
     from ingest.embedders import load_embedder
@@ -68,14 +203,23 @@ def run(
     from rag.engine import open_engine
 
     index = WORK / f"index-{kind}-{tables}-{embedder_name}"
-    settings = load_settings(env={}, index_dir=index, embedder=embedder_name, tables=tables)
+    setting = "off" if tables == "off" else "on"
+    settings = load_settings(
+        env={}, index_dir=index, embedder=embedder_name, tables=setting, dense_weight=dense_weight
+    )
     embedder = load_embedder(settings)
+    if cache:
+        embedder = _CachedEmbedder(embedder, WORK)
     report, seconds = None, None
+    load = Path("/proc/loadavg").read_text().split()[:3]
     if not (reuse and index.is_dir()):
         shutil.rmtree(index, ignore_errors=True)
         started = time.perf_counter()
-        report = ingest_folder(_docs(kind), index, embedder, settings)
+        with _representation(tables):
+            report = ingest_folder(_docs(kind), index, embedder, settings)
         seconds = time.perf_counter() - started
+        if cache:
+            embedder.save()
     engine = open_engine(settings, embedder=embedder)
     ranks = {}
     for q in questions:
@@ -98,6 +242,7 @@ def run(
         "with_header": _rows_with_header(index, kind, questions),
         "chunks": report.chunks_added if report else None,
         "ingest_seconds": seconds,
+        "loadavg": [load, Path("/proc/loadavg").read_text().split()[:3]],  # at the start, at the end
     }
 
 
@@ -134,18 +279,32 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["pdf", "html"], choices=["pdf", "html"])
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="score the indexes already built (no ingest)")
+    parser.add_argument(
+        "--tables",
+        nargs="*",
+        default=["off", "on"],
+        choices=["off", "on", "md", "md-half", "md-lead", "md-lead-half", "rows", "rows-half", "rows-lead"],
+        help="settings and representations to index (on = the product's tables)",
+    )
+    parser.add_argument("--cache", action="store_true", help="reuse chunk vectors across indexes by text")
+    parser.add_argument(
+        "--dense-weight", type=float, help="the fusion's dense weight (default: the setting's)"
+    )
     args = parser.parse_args()
     questions = [
         json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     load = Path("/proc/loadavg").read_text().split()[:3]
     results = {}
-    out = RESULTS / f"bench_table_qa-{args.embedder}.json"
-    before = json.loads(out.read_text())["runs"] if args.reuse and out.is_file() else {}
+    weight = "" if args.dense_weight is None else f"-dense{args.dense_weight}"
+    out = RESULTS / f"bench_table_qa-{args.embedder}{weight}.json"
+    before = json.loads(out.read_text())["runs"] if out.is_file() else {}
     for kind in args.kinds:
-        for tables in ("off", "on"):
+        for tables in args.tables:
             name = f"{kind}/{tables}"
-            results[name] = run(kind, tables, args.embedder, questions, args.k, args.reuse)
+            results[name] = run(
+                kind, tables, args.embedder, questions, args.k, args.reuse, args.cache, args.dense_weight
+            )
             if results[name]["chunks"] is None and name in before:  # reused: the build's own figures
                 results[name].update(
                     chunks=before[name]["chunks"], ingest_seconds=before[name]["ingest_seconds"]
@@ -171,8 +330,9 @@ def main() -> None:
             f"{r['ingest_seconds'] or 0:.0f} |"
         )
     RESULTS.mkdir(exist_ok=True)
+    runs = {**before, **results}  # earlier runs of other settings stay
     out.write_text(
-        json.dumps({"loadavg": load, "embedder": args.embedder, "k": args.k, "runs": results}, indent=1)
+        json.dumps({"loadavg": load, "embedder": args.embedder, "k": args.k, "runs": runs}, indent=1)
     )
 
 

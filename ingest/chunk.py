@@ -7,12 +7,14 @@ share up to ``overlap`` tokens, starting on a word. Every chunk's text is an exa
 section (``section.text[c.start:c.end] == c.text``), stripped of surrounding whitespace, and its
 id is ``chunk_id(file sha, position, text)``, so the same file always gives the same ids.
 
-Markdown tables (``ingest.tables``) are cut between rows only, and every piece after the first
-starts with the table's header and separator lines again (``Chunk.table_header``), so a row is
-never read without its column names; a row longer than a chunk is cut as text, each part after
-the header. A caption line ("Figure 3: ...", "Tabla 2: ...") is never cut from the text beside
-it: no cut falls on its edges or inside it, and a caption just before or after a table goes
-with the table.
+Markdown tables (``ingest.tables``) are cut between rows only, into pieces of at most half a
+chunk, and every piece after the first starts with the table's header and separator lines
+again (``Chunk.table_header``), so a row is never read without its column names; the line just
+before the table (a caption, or the sentence introducing it) is repeated with them when it
+fits, so each piece also says what the table is about. A row longer than a piece is cut as
+text, each part after the header. A caption line ("Figure 3: ...", "Tabla 2: ...") is never cut
+from the text beside it: no cut falls on its edges or inside it, and a caption just before or
+after a table goes with the table.
 
 It does not embed, detect languages or read files.
 """
@@ -103,15 +105,19 @@ _Piece = tuple[int, int, int, str]  # start, end, tokens, the table header repea
 def _split_section(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> list[_Piece]:
     """The text between Markdown tables through ``_split_long``, each table through ``_split_table``.
 
-    A caption line just before a table joins its header; one just after it is its last row
-    (unless it is also the last line before the next table: then it is that table's).
+    The line just before a table (a caption, or the sentence that introduces it: "Some
+    environment variables are used by WeeChat if they are defined:") joins its header, so every
+    piece of the table says what the table is about, when the two take under half a piece; a
+    caption just after a table is its last row (unless it is also the last line before the next
+    table: then it is that table's).
     """
     blocks = table_blocks(text)
     out: list[_Piece] = []
     at = 0
+    table_size = _table_tokens(size)
     for number, block in enumerate(blocks):
         later = blocks[number + 1].start if number + 1 < len(blocks) else len(text)
-        head = _caption_line(text, at, block.start, last=True)
+        head = _lead_line(text, at, block, tokenizer, table_size)
         start = block.start if head is None else head[0]
         tail = _caption_line(text, block.end, later, last=False)
         if (
@@ -121,9 +127,33 @@ def _split_section(text: str, tokenizer: Tokenizer, size: int, overlap: int) -> 
         ):
             tail = None
         out += [(at + a, at + b, n, "") for a, b, n in _split_long(text[at:start], tokenizer, size, overlap)]
-        out += _split_table(text, start, block, tail, tokenizer, size)
+        out += _split_table(text, start, block, tail, tokenizer, table_size)
         at = block.end if tail is None else tail[1]
     return out + [(at + a, at + b, n, "") for a, b, n in _split_long(text[at:], tokenizer, size, overlap)]
+
+
+def _table_tokens(size: int) -> int:
+    """Most tokens in one piece of a table: half a chunk (16 at least, never above ``size``).
+
+    Fewer rows per piece: a question about one row finds a piece about few rows, not a vector
+    averaged over a dozen (``bench/bench_table_qa.py``).
+
+    >>> _table_tokens(256), _table_tokens(20), _table_tokens(8)
+    (128, 16, 8)
+    """
+    return max(size // 2, min(size, 16))
+
+
+def _lead_line(
+    text: str, start: int, block: TableBlock, tokenizer: Tokenizer, size: int
+) -> tuple[int, int] | None:
+    """The last non-blank line of ``text[start:block.start]``, if it and the table's header lines
+    take under half of ``size`` tokens (else the table could not repeat them in every piece)."""
+    lines = [(a, b) for a, b in _line_spans(text, start, block.start) if text[a:b].strip()]
+    if not lines:
+        return None
+    a, b = lines[-1]
+    return (a, b) if 2 * len(tokenizer.token_spans(text[a : block.header_end])) < size else None
 
 
 def _caption_line(text: str, start: int, end: int, *, last: bool) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from ingest.chunk import chunk_sections
+from ingest.chunk import _table_tokens, chunk_sections
 from ingest.errors import ConfigError
 from ingest.load import load_file_with_warnings
 from ingest.load_html import html_sections
@@ -153,8 +153,9 @@ def _random_table(rng: random.Random) -> list[list[str]]:
 def _check_table_chunks(text: str, tokenizer, size: int) -> list:
     """Every property of chunking a text with tables; returns the chunks.
 
-    A table whose header takes half the chunk or more is cut as text (``ingest.chunk``): rows
-    then cannot all carry it, and only the general properties are checked for it.
+    A table whose header takes half a table piece or more (pieces are half a chunk:
+    ``_table_tokens``) is cut as text (``ingest.chunk``): rows then cannot all carry it, and only
+    the general properties are checked for it.
     """
     chunks = chunk_sections([Section(text, "t.md")], tokenizer, size, min(4, size // 2 - 1), file_sha256=SHA)
     blocks = table_blocks(text)
@@ -165,14 +166,19 @@ def _check_table_chunks(text: str, tokenizer, size: int) -> list:
         covered[c.start : c.end] = b"\1" * (c.end - c.start)
         for block in blocks:
             header = text[block.start : block.header_end]
-            if 2 * len(tokenizer.token_spans(header)) >= size:
+            if 2 * len(tokenizer.token_spans(header)) >= _table_tokens(size):
                 continue
             if any(c.start < b and a < c.end for a, b in block.rows):  # the chunk holds table rows
                 assert header.strip() in c.text, "a row was separated from its header"
                 rows = [text[a:b] for a, b in block.rows if c.start < b and a < c.end]
                 if len(rows) > 1:  # whole rows when it holds more than one
                     assert all(row in c.text for row in rows)
-    headers = [(b.start, b.header_end) for b in blocks]
+    # A header may be read only as a prefix, with the line before it when it went with it.
+    headers = []
+    for b in blocks:
+        lead = text.rfind("\n", 0, len(text[: b.start].rstrip())) + 1
+        with_lead = any(text[lead : b.header_end].strip() in c.text for c in chunks)
+        headers.append((lead if with_lead else b.start, b.header_end))
     missed = [
         i
         for i, ch in enumerate(text)
@@ -199,18 +205,33 @@ def test_table_chunks_never_separate_a_row_from_its_header(seed: int) -> None:
 def test_a_split_table_repeats_its_header() -> None:
     rows = [["Option", "Default"]] + [[f"weechat.option_{i}", str(i)] for i in range(30)]
     text = "Options:\n\n" + markdown_table(rows) + "\n\nAfter the table."
-    chunks = _check_table_chunks(text, HashEmbedder(), 32)  # the header is 10 of the hash tokens
+    chunks = _check_table_chunks(text, HashEmbedder(), 64)  # pieces of 32; the header is 10 hash tokens
     pieces = [c for c in chunks if "weechat.option_" in c.text]
     assert len(pieces) > 3
-    assert all(c.text.startswith("| Option | Default |\n| --- | --- |\n| weechat.option_") for c in pieces)
+    # The line introducing the table comes with the header in every piece: each says what it lists.
+    head = "Options:\n\n| Option | Default |\n| --- | --- |\n| weechat.option_"
+    assert all(c.text.startswith(head) for c in pieces)
+    assert all(c.tokens <= 32 for c in pieces), "a table's pieces are half a chunk at most"
     assert pieces[0].table_header == "" and all(c.table_header for c in pieces[1:])
     assert sorted(int(m) for c in pieces for m in re.findall(r"option_(\d+)", c.text)) == list(range(30))
+    assert not any(c.text == "Options:" for c in chunks), "the introducing line alone in a chunk"
+
+
+def test_a_long_line_before_a_table_stays_with_its_paragraph() -> None:
+    """Only a line that fits in every piece with the header (under half a chunk) is repeated."""
+    rows = [["Option", "Default"]] + [[f"weechat.option_{i}", str(i)] for i in range(30)]
+    before = " ".join(f"word{i}" for i in range(20)) + ":"
+    text = before + "\n" + markdown_table(rows)
+    chunks = _check_table_chunks(text, HashEmbedder(), 64)
+    pieces = [c for c in chunks if "weechat.option_" in c.text]
+    assert all(c.text.startswith("| Option | Default |\n") for c in pieces)
+    assert any(c.text.endswith(before) for c in chunks)
 
 
 def test_a_row_longer_than_a_chunk_is_cut_with_the_header_before_each_part() -> None:
     long_cell = " ".join(f"word{i}" for i in range(100))
     text = markdown_table([["Key", "Description"], ["F1", long_cell], ["F2", "short"]])
-    chunks = _check_table_chunks(text, HashEmbedder(), 24)
+    chunks = _check_table_chunks(text, HashEmbedder(), 48)
     parts = [c for c in chunks if "word" in c.text]
     assert len(parts) > 3 and all(
         c.text.startswith("| Key | Description |\n| --- | --- |\n") for c in parts[1:]
@@ -289,13 +310,14 @@ def test_pieces_of_a_table_get_no_lead_in(tmp_path: Path) -> None:
     docs.mkdir()
     rows = [["Option", "Default"]] + [[f"weechat.look.option_{i}", f"value {i}"] for i in range(40)]
     (docs / "options.md").write_text("# Options\n\nSome text first.\n\n" + markdown_table(rows) + "\n")
-    ingest_folder(docs, index_dir, HashEmbedder(max_tokens=32), Settings(chunk_tokens=32, chunk_overlap=4))
+    ingest_folder(docs, index_dir, HashEmbedder(max_tokens=64), Settings(chunk_tokens=64, chunk_overlap=4))
     with open_index(index_dir) as index:
         ids = [
             cid
             for cid, _ in index.search_dense(HashEmbedder().embed_queries(["weechat option value"])[0], 50)
         ]
         chunks = index.get_chunks(ids)
-        pieces = [c.id for c in chunks if c.text.startswith("| Option | Default |") and "option_3" in c.text]
-        assert len([c for c in chunks if c.text.startswith("| Option | Default |")]) > 5 and pieces
+        head = "Some text first.\n\n| Option | Default |"  # the line before the table, then its header
+        pieces = [c.id for c in chunks if c.text.startswith(head) and "option_3" in c.text]
+        assert len([c for c in chunks if c.text.startswith(head)]) > 5 and pieces
         assert index.lead_ins(ids, 200) == {}
