@@ -37,13 +37,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["build", "signals", "fit", "e2e", "extract", "score"])
+    parser.add_argument("step", choices=["build", "signals", "fit", "refold", "e2e", "extract", "score"])
     parser.add_argument("--work", default="/work/lopo", help="documents, indexes, signals and runs")
     parser.add_argument("--limit", type=int, default=None, help="first N questions per kind (a quick look)")
     parser.add_argument("--products", default=",".join(lopo_data.PRODUCTS))
     parser.add_argument("--runs", default="runs", help="e2e/score: the runs folder under --work")
     parser.add_argument("--no-write-model", action="store_true", help="fit: leave rag/refusal_models.json")
     parser.add_argument("--out", default="runs-extract", help="extract: the runs folder it writes")
+    parser.add_argument(
+        "--folds", default=None, help="refold: a fit's JSON whose per-product models to score"
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "build": _build,
         "signals": _signals,
         "fit": _fit,
+        "refold": _refold,
         "e2e": _e2e,
         "extract": _extract,
         "score": _score,
@@ -165,6 +169,27 @@ def _signals(work: Path, args, products) -> None:
                 print(f"signals {i}/{len(questions)} ({rate:.2f}/s)", file=sys.stderr, flush=True)
 
 
+def _auc(positive: list[float], negative: list[float]) -> float | None:
+    """How often an answerable question's signal beats an unanswerable one's (ties half)."""
+    if not positive or not negative:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
+    return wins / (len(positive) * len(negative))
+
+
+def _signal_aucs(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Each recorded signal's AUC (answerable vs unanswerable), per answer language and all."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, sign in (("relevance", 1), ("overlap", 1), ("probability", -1)):
+        for lang in ("all", "en", "es"):
+            chosen = [r for r in rows if r.get(name) is not None and lang in ("all", r["answer_lang"])]
+            out.setdefault(name, {})[lang] = _auc(
+                [sign * r[name] for r in chosen if r["answerable"]],
+                [sign * r[name] for r in chosen if not r["answerable"]],
+            )
+    return out
+
+
 def _round_robin(questions: list[lopo_data.DevQuestion]) -> list[lopo_data.DevQuestion]:
     """The questions interleaved across (kind, product, language) groups, each group in order."""
     groups: dict[tuple[str, str, str], list] = defaultdict(list)
@@ -221,9 +246,11 @@ def _fit(work: Path, args, products) -> None:
         generator=generator,
         fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py)",
     )
+    aucs = _signal_aucs(rows)
     report = {
         "command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
         "questions": len(rows),
+        "signal_auc": aucs,
         "held_out": table,
         "folds": folds,
         "shipped": shipped.as_dict(),
@@ -231,6 +258,8 @@ def _fit(work: Path, args, products) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "eval_lopo-fit.json").write_text(json.dumps(report, indent=1) + "\n")
     _print_refusal_table(table)
+    for name, by_lang in aucs.items():
+        print(f"AUC {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in by_lang.items() if v is not None))
     _plot_refusal_table(table, RESULTS / "eval_lopo-fit.png")
     columns = ("answerable", "answered", "unanswerable", "refused")
     _markdown(table, columns, work / "fit-table.md")
@@ -239,6 +268,29 @@ def _fit(work: Path, args, products) -> None:
             json.dumps({"models": [shipped.as_dict()]}, indent=1, ensure_ascii=False) + "\n"
         )
         print("wrote rag/refusal_models.json")
+
+
+def _refold(work: Path, args, products) -> None:
+    """Score an earlier fit's held-out models (``--folds``: its results JSON) on today's signals:
+    each product's questions decided by the model fitted without that product, so the figures
+    stay held out when retrieval or the prompt changed after that fit."""
+    from rag.refusal import RefusalModel, RefusalSignals
+
+    fitted = json.loads(Path(args.folds).read_text())
+    fields = {f.name for f in dataclasses.fields(RefusalModel)}
+    rows = [r for r in _rows(work) if r["product"] in products]
+    decisions = {}
+    for r in rows:
+        entry = fitted["folds"][r["product"]]
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
+        signals = RefusalSignals(r["relevance"], r["overlap"], r["probability"], r["answer_lang"])
+        decisions[r["key"]] = RefusalModel(**values).refuses(signals)
+    table = _refusal_table(rows, decisions)
+    print(f"{len(rows)} questions; the folds of {args.folds}")
+    _print_refusal_table(table)
+    out = RESULTS / "eval_lopo-refold.json"
+    out.write_text(json.dumps({"command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
+                               "folds": str(args.folds), "questions": len(rows), "held_out": table}, indent=1) + "\n")  # fmt: skip
 
 
 def _embedder_name(work: Path) -> str:
