@@ -13,6 +13,8 @@ chosen without its product; figures are means over the questions of a language, 
 
     python bench/eval_lopo.py build        # once: /work/lopo/index-all
     python bench/retrieval_lopo.py
+    python bench/retrieval_lopo.py --index /work/full/index --embed-backend onnx-int8 --name full
+        # the answers among the dev corpus's manual pages, indexed with docqa ingest (onnx-int8)
 
 Snowball stemming of the lexical side was measured with this script at commit c5196a5 (its
 ``words``/``stems`` variants) and reverted: bench/README.md has the figures.
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("/work/lopo/index-all"))
     parser.add_argument("--weight", type=float, default=load_settings().dense_weight)
     parser.add_argument("--bonus", type=float, default=load_settings().same_language_bonus)
+    parser.add_argument("--embed-backend", default="torch", help="the backend the index was built with")
+    parser.add_argument("--name", default="", help="added to the results file's name")
     args = parser.parse_args()
     questions = [  # each answerable dev question, its gold the file its answer is indexed as
         {"id": Path(q.gold).stem, "source": q.product, "lang": q.lang, "question": q.question}
@@ -93,7 +97,7 @@ def main() -> None:
         if q.kind == "answerable"
     ]
     with open_index(args.index) as index:
-        embedder = load_embedder(load_settings(index_dir=args.index))
+        embedder = load_embedder(load_settings(index_dir=args.index, embed_backend=args.embed_backend))
         print(f"{len(questions)} questions, {index.count()} chunks; {embedder.name}", flush=True)
         t0 = time.perf_counter()
         cached = args.index.parent / f"{args.index.name}-question-vectors.npy"  # beside the index
@@ -191,7 +195,7 @@ def main() -> None:
     for name in ("chosen_weight", "chosen_weight_and_bonus", "chosen_per_language", "chosen_on_all_products"):
         print(f"  {name}: {report[name]}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"retrieval_lopo-{embedder.name}.json"
+    out = RESULTS / f"retrieval_lopo-{embedder.name}{'-' + args.name if args.name else ''}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {out}")
 
