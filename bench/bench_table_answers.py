@@ -38,7 +38,9 @@ def ask_all(kind: str, tables: str, embedder_name: str, questions: list[dict]) -
     index = WORK / f"index-{kind}-{tables}-{embedder_name}"
     if not index.is_dir():
         raise SystemExit(f"no index {index}: run bench/bench_table_qa.py --embedder {embedder_name} first")
-    settings = load_settings(env={}, index_dir=index, embedder=embedder_name, tables=tables)
+    settings = load_settings(
+        env={}, index_dir=index, embedder=embedder_name, tables="off" if tables == "off" else "on"
+    )
     rows = {}
     with open_engine(settings) as engine:
         for q in questions:
@@ -92,12 +94,19 @@ def main() -> None:
     parser.add_argument("--embedder", default="all-minilm-l6-v2")
     parser.add_argument("--kinds", nargs="*", default=["pdf", "html"], choices=["pdf", "html"])
     parser.add_argument("--rescore", action="store_true", help="score the saved answers again")
+    parser.add_argument(
+        "--tables",
+        nargs="*",
+        default=["off", "on"],
+        help="the indexes' table variants (bench_table_qa --tables)",
+    )
+    parser.add_argument("--out", default="table_answers.json", help="results file under bench/results")
     args = parser.parse_args()
     questions = [
         json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     if args.rescore:
-        report = json.loads((RESULTS / "table_answers.json").read_text())
+        report = json.loads((RESULTS / args.out).read_text())
         by_id = {q["id"]: q for q in questions}
         for run in report["runs"].values():
             for qid, row in run["rows"].items():
@@ -106,7 +115,7 @@ def main() -> None:
     else:
         report = {"command": "python bench/bench_table_answers.py " + " ".join(sys.argv[1:]), "runs": {}}
         for kind in args.kinds:
-            for tables in ("off", "on"):
+            for tables in args.tables:
                 load = os.getloadavg()[0]
                 started = time.perf_counter()
                 rows = ask_all(kind, tables, args.embedder, questions)
@@ -120,7 +129,7 @@ def main() -> None:
                     "rows": rows,
                 }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "table_answers.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     _table(report)
 
 
