@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,9 +38,15 @@ from tests.ingest.test_ocr import scanned_copy
 from tests.offline_audit import AUDIT_PRELUDE
 
 RAY = Path(sys.executable).with_name("ray")
-# Token authentication as Ray's default; no usage statistics; workers find the models where the
-# tests do.
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+# Token authentication as Ray's default, with a token made for this test cluster and given to its
+# nodes and drivers (``ray start`` makes none: on a fresh machine, without ~/.ray/auth_token, it
+# refused to start); no usage statistics; workers find the models where the tests do.
+ENV = {
+    **os.environ,
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(32),
+}
 EMBEDDER = "all-minilm-l6-v2"
 
 
