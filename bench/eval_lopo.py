@@ -211,17 +211,21 @@ def _rows(work: Path) -> list[dict]:
     return [json.loads(line) for line in (work / "signals.jsonl").open()]
 
 
-def _fit(work: Path, args, products) -> None:
+def _signals_of(r: dict):
+    """A signals.jsonl row as the ``rag.refusal.RefusalSignals`` the engine measured."""
     from rag.refusal import RefusalSignals
+
+    return RefusalSignals(r["relevance"], r["overlap"], r["probability"], r["answer_lang"])
+
+
+def _fit(work: Path, args, products) -> None:
     from rag.refusal_fit import fit_refusal_model
 
     rows = [r for r in _rows(work) if r["product"] in products]
     settings = _settings(work)
     embedder = _embedder_name(work)
     generator = Path(settings.generator).name
-
-    def signals(r: dict) -> RefusalSignals:
-        return RefusalSignals(r["relevance"], r["overlap"], r["probability"], r["answer_lang"])
+    signals = _signals_of
 
     folds = {}
     decisions: dict[str, bool] = {}
@@ -274,17 +278,14 @@ def _refold(work: Path, args, products) -> None:
     """Score an earlier fit's held-out models (``--folds``: its results JSON) on today's signals:
     each product's questions decided by the model fitted without that product, so the figures
     stay held out when retrieval or the prompt changed after that fit."""
-    from rag.refusal import RefusalModel, RefusalSignals
+    from rag.refusal import RefusalModel
 
     fitted = json.loads(Path(args.folds).read_text())
-    fields = {f.name for f in dataclasses.fields(RefusalModel)}
+    models = {p: RefusalModel.from_dict(fitted["folds"][p]) for p in products}
     rows = [r for r in _rows(work) if r["product"] in products]
     decisions = {}
     for r in rows:
-        entry = fitted["folds"][r["product"]]
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
-        signals = RefusalSignals(r["relevance"], r["overlap"], r["probability"], r["answer_lang"])
-        decisions[r["key"]] = RefusalModel(**values).refuses(signals)
+        decisions[r["key"]] = models[r["product"]].refuses(_signals_of(r))
     table = _refusal_table(rows, decisions)
     print(f"{len(rows)} questions; the folds of {args.folds}")
     _print_refusal_table(table)
@@ -502,16 +503,12 @@ def _score(work: Path, args, products) -> None:
     from rag.refusal import RefusalModel, RefusalSignals, is_refusal, refusal
 
     fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
-    fields = {f.name for f in dataclasses.fields(RefusalModel)}
     signals = {r["key"]: r for r in _rows(work)}
     questions = {q.id: q for q in _selected(args, products)}
     by_product: dict[str, list] = defaultdict(list)
     summaries, missing = {}, 0
     for held in products:
-        entry = fit["folds"][held]
-        model = RefusalModel(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
-        )
+        model = RefusalModel.from_dict(fit["folds"][held])
         for run_dir in sorted((work / args.runs).glob(f"{held}-index-*")):
             asked = {q.id: q for q in load_questions(work / "questions" / f"{run_dir.name}.jsonl").questions}
             for line in (run_dir / "results.jsonl").open(encoding="utf-8"):

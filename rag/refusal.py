@@ -138,6 +138,17 @@ class RefusalModel:
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "features": list(FEATURES)}
 
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> RefusalModel:
+        """The model ``as_dict`` wrote (keys it does not know, such as ``features``, ignored).
+
+        >>> m = RefusalModel("e", "g", 0.3, (0.0,), (1.0,), (-1.0,), 0.0, 0.5)
+        >>> RefusalModel.from_dict(m.as_dict()) == m
+        True
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields})
+
 
 def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) -> RefusalModel | None:
     """The fitted decision for ``embedder`` and ``generator`` (names as in the manifest), or None.
@@ -153,9 +164,7 @@ def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) 
         if entry["embedder"] in (embedder, base) and entry["generator"] == generator:
             if tuple(entry.get("features", FEATURES)) != FEATURES:
                 return None  # fitted on other features: not usable by this version
-            fields = {f.name for f in dataclasses.fields(RefusalModel)}
-            values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items() if k in fields}
-            return RefusalModel(**values)
+            return RefusalModel.from_dict(entry)
     return None
 
 
