@@ -152,6 +152,12 @@ def ensure_export(model, source: Path, cache_dir: Path, backend: str) -> Path:
     return folder / MODEL_FILE
 
 
+def is_exported(source: Path, cache_dir: Path, backend: str) -> bool:
+    """Whether ``source``'s export for ``backend`` is in ``cache_dir`` and current (no model load)."""
+    folder = Path(cache_dir) / Path(source).name / backend
+    return _valid(folder, _stamp(Path(source), backend))
+
+
 def export_onnx(model, path: Path) -> None:
     """Export a SentenceTransformer's forward pass (ids, mask -> embedding), then check it.
 

@@ -16,6 +16,9 @@ This module does not define embedders (``ingest.embed``, ``ingest.embed_onnx`` d
 
 from __future__ import annotations
 
+import resource
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.embed import Embedder, SentenceTransformerEmbedder, backend_name
@@ -49,6 +52,38 @@ def load_embedder(settings: Settings) -> Embedder:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare_embedder`` did for one embedder."""
+
+    embedder: str
+    backend: str
+    exported: bool  # False: nothing to do (torch, or the export was there and current)
+    seconds: float
+    peak_rss_mb: float  # this process's peak resident memory after the export
+
+
+def prepare_embedder(settings: Settings) -> Prepared:
+    """Do now what the first use of ``settings``' embedder would do: export it for an ONNX
+    ``embed_backend`` into ``models_dir/.derived`` (minutes for EmbeddingGemma), so that ingestion
+    and the app start without that wait. ``docqa models fetch`` calls it; a current export is
+    checked by its stamp without loading the model.
+
+    Raises:
+        ModelError: the model is missing, or the export failed (the message says to use torch).
+    """
+    from ingest.embed_onnx import DERIVED, is_exported
+
+    backend = settings.embed_backend
+    start = time.perf_counter()
+    path = resolve_model(settings.embedder, "embedder", Path(settings.models_dir))
+    done = backend == "torch" or is_exported(Path(path), Path(settings.models_dir) / DERIVED, backend)
+    if not done:
+        load_embedder(settings)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return Prepared(settings.embedder, backend, not done, time.perf_counter() - start, peak)
+
+
 def embedder_name(settings: Settings) -> str | None:
     """The name an index records for the embedder ``settings`` choose, known before loading it;
     None for a model folder (its name is known once loaded).
@@ -77,9 +112,29 @@ def check_embedder(
     """
     if (name and name != built) or (dim and dim != built_dim):
         index_dir = Path(index_dir).expanduser().absolute()
+        if name and _model_of(name) == _model_of(built) and name != built:
+            # Same model, other weights: torch/onnx (fp32) vectors or onnx-int8 vectors.
+            raise EmbedderMismatch(
+                f"index at {index_dir} was built with {built} (embed_backend {_backend_of(built)!r}) "
+                f"and the settings ask for {name} (embed_backend {_backend_of(name)!r}; "
+                "'onnx-int8' is the default); their vectors differ. Either set embed_backend = "
+                f"{_backend_of(built)!r} in the config (or DOCQA_EMBED_BACKEND={_backend_of(built)}) to use "
+                f"this index, or rebuild it: 'docqa ingest FOLDER --index NEWDIR'"
+            )
         asked = f"{name or built}" + (f" (dim {dim})" if dim and dim != built_dim else "")
         raise EmbedderMismatch(
             f"index at {index_dir} was built with {built} (dim {built_dim}); you asked for {asked}; "
             f"rebuild with 'docqa ingest FOLDER --index NEWDIR --embedder {name or built}' "
             f"or use --embedder {built}"
         )
+
+
+def _model_of(name: str) -> str:
+    """``embeddinggemma-300m+onnx-int8`` -> ``embeddinggemma-300m``."""
+    return name.split("+", 1)[0]
+
+
+def _backend_of(name: str) -> str:
+    """The ``embed_backend`` that gives an index's embedder name ("torch" for the fp32 vectors,
+    which "onnx" gives too)."""
+    return name.split("+", 1)[1] if "+" in name else "torch"

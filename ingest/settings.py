@@ -85,11 +85,12 @@ class Settings:
     tables: str = "on"
     # Texts per embedding batch (memory stays bounded by this, not by the folder size).
     embed_batch_size: int = 16
-    # How the embedder runs: "torch", "onnx" (ONNX Runtime, same vectors, same index) or
-    # "onnx-int8" (int8 weights: another embedder name, so indexes are rebuilt). Both ONNX ones
-    # need onnxruntime and export the model once into models_dir/.derived
-    # (bench/bench_embed_backends.py).
-    embed_backend: str = "torch"
+    # How the embedder runs: "onnx-int8" (ONNX Runtime, int8 weights: ~3x torch on EmbeddingGemma,
+    # nDCG@10 within 1 % on the dev set, bench/bench_embed_backends.py), "onnx" (ONNX Runtime, the
+    # fp32 vectors: 1.5x) or "torch". The ONNX ones export the model once into
+    # models_dir/.derived ('docqa models fetch' does it). int8 vectors differ from fp32 ones, so
+    # an index built with "torch"/"onnx" is used with one of those two, or rebuilt.
+    embed_backend: str = "onnx-int8"
     # Passages given to the generator. 3 with context_tokens 300: the gold page of the sample
     # manuals' questions is in the top 3 for 24-25 of 26 (top 1: 19), and the prompt stays ~350
     # new tokens, about 3 s to the first token on 2 CPU cores (bench/bench_generation.py).

