@@ -78,6 +78,7 @@ class _CachedEmbedder:
     def __init__(self, embedder, folder: Path) -> None:
         self._embedder, self._file = embedder, folder / f"vectors-{embedder.name}.npz"
         self.name, self.dim, self.max_tokens = embedder.name, embedder.dim, embedder.max_tokens
+        self.titles = getattr(embedder, "titles", False)
         self.token_spans, self.embed_queries = embedder.token_spans, embedder.embed_queries
         self._vectors = {}
         if self._file.is_file():
@@ -86,14 +87,20 @@ class _CachedEmbedder:
             with np.load(self._file) as saved:
                 self._vectors = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
 
-    def embed_documents(self, texts):
+    def embed_documents(self, texts, titles=None):
         import numpy as np
 
-        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        titles = titles or [""] * len(texts)
+        keys = [
+            hashlib.sha256(f"{h}\x00{t}".encode()).hexdigest() if h and self.titles
+            else hashlib.sha256(t.encode("utf-8")).hexdigest()  # the keys before titles
+            for h, t in zip(titles, texts, strict=True)
+        ]  # fmt: skip
         new = sorted({i for i, key in enumerate(keys) if key not in self._vectors}, key=keys.__getitem__)
-        todo = {keys[i]: texts[i] for i in new}
+        todo = {keys[i]: (texts[i], titles[i]) for i in new}
         if todo:
-            for key, vector in zip(todo, self._embedder.embed_documents(list(todo.values())), strict=True):
+            got = self._embedder.embed_documents([t for t, _ in todo.values()], [h for _, h in todo.values()])
+            for key, vector in zip(todo, got, strict=True):
                 self._vectors[key] = vector
         return np.stack([self._vectors[key] for key in keys]).astype(np.float32)
 

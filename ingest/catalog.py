@@ -26,6 +26,7 @@ from pathlib import PurePath
 
 import numpy as np
 
+from ingest.lexical import lexical_text
 from ingest.records import Chunk
 
 _SENTENCE_START = re.compile(r"(?<=[.!?:;])\s+")
@@ -338,9 +339,10 @@ def iter_vectors(conn: sqlite3.Connection, batch: int = 4096) -> Iterator[tuple[
 
 
 def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
-    """All (rowid, text) of the chunks, by rowid (the lexical index is built from them); run inside
-    a read transaction for a consistent snapshot."""
-    yield from conn.execute("SELECT rowid, text FROM chunks ORDER BY rowid")
+    """All (rowid, heading path + text) of the chunks, by rowid (the lexical index is built from
+    them, ``ingest.lexical.lexical_text``); run inside a read transaction for a consistent snapshot."""
+    for rowid, heading, text in conn.execute("SELECT rowid, heading, text FROM chunks ORDER BY rowid"):
+        yield rowid, lexical_text(heading, text)
 
 
 def chunk_ids(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, str]:
@@ -364,13 +366,13 @@ def get_chunks(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Chunk]
     return found
 
 
-def file_vectors(conn: sqlite3.Connection, root: str, path: str) -> dict[str, bytes]:
-    """Chunk text -> stored vector (raw float32 bytes) of the file's indexed version."""
+def file_vectors(conn: sqlite3.Connection, root: str, path: str) -> list[tuple[str, str, bytes]]:
+    """(heading, text, stored vector as raw float32 bytes) of each chunk of the file's indexed version."""
     sql = (
-        "SELECT c.text, v.vector FROM files f JOIN chunks c ON c.file_id = f.id "
+        "SELECT c.heading, c.text, v.vector FROM files f JOIN chunks c ON c.file_id = f.id "
         "JOIN vectors v ON v.rowid = c.rowid WHERE f.root = ? AND f.path = ?"
     )
-    return dict(conn.execute(sql, (root, path)))
+    return conn.execute(sql, (root, path)).fetchall()
 
 
 def lead_ins(conn: sqlite3.Connection, ids: Sequence[str], max_chars: int) -> dict[str, str]:

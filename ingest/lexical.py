@@ -37,10 +37,27 @@ from ingest.layout import atomic_write
 MAX_TERMS = 64
 LEXICAL = "lexical.npz"  # the saved index, beside vectors.faiss
 K1, B = 1.2, 0.75  # FTS5's bm25() defaults
+# What the saved file holds: 2 = each chunk's heading path before its text (``lexical_text``).
+# A file of another format is rebuilt from the catalog, like one of another catalog version.
+FORMAT = 2
 FLUSH_POSTINGS = 1_000_000  # added postings kept in Python lists before they become a numpy segment
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in range(128) if not chr(c).isalnum()})
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+
+def lexical_text(heading: str, text: str) -> str:
+    """What the lexical index reads of a chunk: its heading path, then its text.
+
+    The heading counts once more for the words it shares with the text, and a FAQ's question
+    (its heading) is matched by the words of a user's question: on weechat's FAQ pages this took
+    nDCG@10 from 0.791 / 0.723 to 0.906 / 0.914 (en / es), and it left the sample manuals'
+    questions as they were (bench/title_ablation.py).
+
+    >>> lexical_text("Install > On Linux", "Run make.").splitlines()
+    ['Install > On Linux', 'Run make.']
+    """
+    return f"{heading}\n{text}" if heading else text
 
 
 def fts_terms(query: str) -> list[str]:
@@ -262,7 +279,7 @@ class LexicalIndex:
         live = np.flatnonzero(self._length).astype(np.int32)
         vocab = "\n".join(sorted(self._vocab, key=self._vocab.__getitem__))
         arrays = {
-            "meta": np.array([self.version, self._docs, self._tokens], dtype=np.int64),
+            "meta": np.array([self.version, self._docs, self._tokens, FORMAT], dtype=np.int64),
             "vocab": np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
             "ptr": ptr,
             "rowids": rowids,
@@ -283,10 +300,13 @@ class LexicalIndex:
         (``version`` given) matches another catalog version (found before the postings are read)."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                if version is not None and int(data["meta"][0]) != version:
-                    raise ValueError(f"lexical index {path} is of catalog version {int(data['meta'][0])}")
+                meta = data["meta"]
+                if len(meta) != 4 or int(meta[3]) != FORMAT:
+                    raise ValueError(f"lexical index {path} is of an older format")
+                if version is not None and int(meta[0]) != version:
+                    raise ValueError(f"lexical index {path} is of catalog version {int(meta[0])}")
                 arrays = {name: data[name] for name in data.files}
-            version, docs, total = (int(x) for x in arrays["meta"])
+            version, docs, total, _ = (int(x) for x in arrays["meta"])
             text = arrays["vocab"].tobytes().decode("utf-8")
             ptr, rowids, tf = arrays["ptr"], arrays["rowids"], arrays["tf"]
             live, length = arrays["live"], arrays["length"]

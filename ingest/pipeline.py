@@ -83,15 +83,18 @@ def ingest_folder(
         records = [f for f in found if isinstance(f, FileRecord)]
         if not records:
             raise NothingToIndex(_nothing_message(folder, [f for f in found if isinstance(f, Skipped)]))
-        reread = _stale_reading(index, root, states, settings)
+        reuse = _same_titles(index, root, embedder)
+        reread = _stale_reading(index, root, states, settings, embedder)
         report = _run(
-            index, root, found, states, embedder, settings, progress, remove_missing, reread, make_writer
-        )
+            index, root, found, states, embedder, settings, progress, remove_missing, reread, make_writer,
+            reuse=reuse,
+        )  # fmt: skip
         if reread:  # recorded only now that every file was read again (a crash before: redone)
-            index.set_meta(_loader_key(root), _reading(settings))
+            index.set_meta(_loader_key(root), _reading(settings, embedder))
             index.commit()
+            kept = "unchanged text kept its vectors" if reuse else "every chunk embedded again, titled"
             note = Skipped(".", "docqa reads documents differently since this folder was indexed: every file "
-                           "was read again (unchanged text kept its vectors)")  # fmt: skip
+                           f"was read again ({kept})")  # fmt: skip
             report = dataclasses.replace(report, warnings=(note, *report.warnings))
     return _timed(report, started)
 
@@ -135,9 +138,12 @@ def ingest_paths(
     with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
         index.begin_write()
         states = index.file_states(str(root))
-        _stale_reading(index, root, states, settings)
+        reuse = _same_titles(index, root, embedder)
+        _stale_reading(index, root, states, settings, embedder)
         found = list(scan_files(root, list(paths), _max_bytes(settings), known=_known(states)))
-        report = _run(index, root, found, states, embedder, settings, progress, remove_missing=False)
+        report = _run(
+            index, root, found, states, embedder, settings, progress, remove_missing=False, reuse=reuse
+        )
     return _timed(report, started)
 
 
@@ -145,25 +151,38 @@ def _loader_key(root: Path) -> str:
     return f"loader_version:{root}"
 
 
-def _reading(settings: Settings) -> str:
-    """How files are read: the loaders' version, and whether tables are read as tables.
+_TITLES = "-titles"
+
+
+def _reading(settings: Settings, embedder: Embedder | None = None) -> str:
+    """How files are read and embedded: the loaders' version, whether tables are read as tables,
+    and whether the embedder is given each chunk's heading as its title (``ingest.embed``).
 
     >>> _reading(Settings(tables="off")).endswith("tables-off")
     True
     """
-    return str(LOADER_VERSION) if settings.tables == "on" else f"{LOADER_VERSION}-tables-off"
+    reading = str(LOADER_VERSION) if settings.tables == "on" else f"{LOADER_VERSION}-tables-off"
+    return reading + (_TITLES if getattr(embedder, "titles", False) else "")
 
 
-def _stale_reading(index: Index, root: Path, states: dict, settings: Settings) -> bool:
-    """Whether the files indexed from ``root`` were read by other loaders (or table settings) than these.
+def _same_titles(index: Index, root: Path, embedder: Embedder) -> bool:
+    """Whether ``root``'s vectors were made as ``embedder`` makes them now, with or without
+    titles (an index from before titles has none): else none of them may be kept."""
+    recorded = index.meta(_loader_key(root))
+    return recorded is None or recorded.endswith(_TITLES) == bool(getattr(embedder, "titles", False))
+
+
+def _stale_reading(index: Index, root: Path, states: dict, settings: Settings, embedder: Embedder) -> bool:
+    """Whether the files indexed from ``root`` were read (or embedded) otherwise than these
+    settings and this embedder would.
 
     A root with nothing indexed yet is marked current at once (its files will all be read now;
     recorded before the run, as it bumps the catalog version the run's commit stamps).
     """
-    if index.meta(_loader_key(root)) == _reading(settings):
+    if index.meta(_loader_key(root)) == _reading(settings, embedder):
         return False
     if not states:
-        index.set_meta(_loader_key(root), _reading(settings))
+        index.set_meta(_loader_key(root), _reading(settings, embedder))
         return False
     return True
 
@@ -205,6 +224,8 @@ def _run(
     remove_missing: bool,
     reread: bool = False,
     make_writer: Callable[..., Writer] = Writer,
+    *,
+    reuse: bool = True,
 ) -> IngestReport:
     records = [f for f in found if isinstance(f, FileRecord)]
     plan = plan_files(records, states, remove_missing=remove_missing, reread=reread)
@@ -214,7 +235,7 @@ def _run(
         index.move_file(str(root), old, record.path, record.size, record.mtime)
     # removed files are reported only if they were indexed (not skipped for their content)
     removed = tuple(p for p in plan.gone if index.remove_file(str(root), p) and states[p].status == "indexed")
-    writer = make_writer(index, str(root), embedder, settings, progress, previous=set(states))
+    writer = make_writer(index, str(root), embedder, settings, progress, previous=set(states), reuse=reuse)
     result = writer.run(plan.todo)
     index.commit()
     return IngestReport(

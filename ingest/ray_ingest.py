@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ingest.chunk import chunk_limit, chunk_sections
+from ingest.embed import reuse_key
 from ingest.errors import DocqaError, LoadError, ModelError
 from ingest.load import load_file_with_warnings
 from ingest.ocr import load_ocr
@@ -146,10 +147,10 @@ def ingest_folder_on_ray(
     try:
         workers = _worker_count(ray, options)
         actors = _start_workers(ray, settings, workers)
-        name, dim, max_tokens = _describe(ray, actors)
+        name, dim, max_tokens, titles = _describe(ray, actors)
         startup = time.perf_counter() - started
         stream = _Stream(ray, actors, options.in_flight or 4 * workers)
-        vectors = _RemoteVectors(name, dim, max_tokens)
+        vectors = _RemoteVectors(name, dim, max_tokens, titles)
         make_writer = partial(_RayWriter, stream=stream)
         report = ingest_folder(
             folder,
@@ -243,8 +244,8 @@ def _start_workers(ray: Any, settings: Settings, workers: int) -> list[Any]:
     return [actor.remote(one_thread) for _ in range(workers)]
 
 
-def _describe(ray: Any, actors: list[Any]) -> tuple[str, int, int]:
-    """Wait for every worker's model; its (name, dim, max_tokens), the same on all of them."""
+def _describe(ray: Any, actors: list[Any]) -> tuple[str, int, int, bool]:
+    """Wait for every worker's model; its (name, dim, max_tokens, titles), the same on all of them."""
     try:
         described = ray.get([a.describe.remote() for a in actors], timeout=_READY_SECONDS)
     except ray.exceptions.GetTimeoutError:
@@ -261,8 +262,8 @@ def _describe(ray: Any, actors: list[Any]) -> tuple[str, int, int]:
     if len(specs) != 1:
         raise ModelError(f"the Ray workers loaded different embedders {sorted(specs)}; install the same "
                          "models on every node")  # fmt: skip
-    name, dim, max_tokens = specs.pop()
-    return name, dim, max_tokens
+    name, dim, max_tokens, titles = specs.pop()
+    return name, dim, max_tokens, titles
 
 
 def _first_line(err: BaseException) -> str:
@@ -296,7 +297,8 @@ class _EmbedActor:
     def describe(self) -> tuple:
         if self._error:
             return ("error", self._error)
-        return ("ok", self._embedder.name, self._embedder.dim, self._embedder.max_tokens)
+        e = self._embedder
+        return ("ok", e.name, e.dim, e.max_tokens, bool(getattr(e, "titles", False)))
 
     def read(self, root: str, record: FileRecord, known: frozenset[str]) -> _FileResult:
         """Load, chunk and embed one file; texts in ``known`` are left for the driver's vectors."""
@@ -320,12 +322,15 @@ class _EmbedActor:
         chunks = [replace(c, origin=sections[c.section].origin) for c in chunks]
         pages = max((s.page or 0 for s in sections), default=0)
         todo = sorted(
-            (i for i, c in enumerate(chunks) if c.text not in known), key=lambda i: -chunks[i].tokens
+            (i for i, c in enumerate(chunks) if reuse_key(c.heading, c.text) not in known),
+            key=lambda i: -chunks[i].tokens,
         )
         batch = self._settings.embed_batch_size
         parts = [
-            self._embedder.embed_documents([chunks[i].text for i in todo[start : start + batch]])
-            for start in range(0, len(todo), batch)
+            self._embedder.embed_documents(
+                [chunks[i].text for i in part], titles=[chunks[i].heading for i in part]
+            )
+            for part in (todo[start : start + batch] for start in range(0, len(todo), batch))
         ]
         vectors = np.concatenate(parts) if parts else None
         return _FileResult(record.path, node, tuple(chunks), pages, tuple(warnings), tuple(todo), vectors)
@@ -338,22 +343,24 @@ class _RemoteVectors:
     embedder; they were computed on the workers and are handed over here as each file arrives.
     """
 
-    def __init__(self, name: str, dim: int, max_tokens: int) -> None:
-        self.name, self.dim, self.max_tokens = name, dim, max_tokens
+    def __init__(self, name: str, dim: int, max_tokens: int, titles: bool = False) -> None:
+        self.name, self.dim, self.max_tokens, self.titles = name, dim, max_tokens, titles
         self._vectors: dict[str, np.ndarray] = {}
 
     def put(self, chunks: Sequence[Chunk], embedded: Sequence[int], vectors: np.ndarray | None) -> None:
         for row, i in enumerate(embedded):
-            self._vectors[chunks[i].text] = vectors[row]
+            self._vectors[reuse_key(chunks[i].heading, chunks[i].text)] = vectors[row]
 
     def clear(self) -> None:
         self._vectors.clear()
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in texts if t not in self._vectors]
+    def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> np.ndarray:
+        keys = [reuse_key(h, t) for h, t in zip(titles or [""] * len(texts), texts, strict=True)]
+        missing = [k for k in keys if k not in self._vectors]
         if missing:  # a bug, not bad input: say which text
-            raise ModelError(f"no vector came back from the Ray workers for {missing[0][:60]!r}")
-        return np.stack([self._vectors[t] for t in texts]) if texts else np.empty((0, self.dim))
+            text = missing[0].split("\x00", 1)[1]
+            raise ModelError(f"no vector came back from the Ray workers for {text[:60]!r}")
+        return np.stack([self._vectors[k] for k in keys]) if keys else np.empty((0, self.dim))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         raise ModelError("the Ray workers' embedder embeds documents only")
@@ -378,9 +385,7 @@ class _RayWriter(Writer):
         return super().run(records)
 
     def _known_texts(self, record: FileRecord) -> frozenset[str]:
-        if record.path not in self._previous:
-            return frozenset()
-        return frozenset(self._index.file_vectors(self._root, record.path))
+        return frozenset(self._reusable(record))
 
     def _is_twin(self, record: FileRecord) -> bool:
         """Whether a file need not be sent: an indexed file has its content (checked again later)."""
@@ -413,9 +418,8 @@ class _RayWriter(Writer):
             return self._done(record, Skipped(record.path, got.chunk_error))
         if not got.chunks:
             return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
-        known = self._index.file_vectors(self._root, record.path) if record.path in self._previous else {}
         self._embedder.put(got.chunks, got.embedded, got.vectors)
-        self._pending.append(_Pending(record, got.chunks, got.pages, known))
+        self._pending.append(_Pending(record, got.chunks, got.pages, self._reusable(record)))
 
     def _flush(self) -> None:
         super()._flush()

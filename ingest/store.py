@@ -33,6 +33,7 @@ import numpy as np
 
 from ingest import catalog
 from ingest.catalog import FileInfo, FileState, FileUpdate
+from ingest.embed import reuse_key
 from ingest.embedders import check_embedder
 from ingest.errors import IndexBusy, IndexCorrupt, IndexNotFound, IndexUnavailable
 from ingest.layout import (
@@ -46,7 +47,7 @@ from ingest.layout import (
     remove_temporaries,
     write_manifest,
 )
-from ingest.lexical import LEXICAL, LexicalIndex
+from ingest.lexical import LEXICAL, LexicalIndex, lexical_text
 from ingest.records import Chunk
 from ingest.vectors import (
     ANN_THRESHOLD,
@@ -243,13 +244,20 @@ class Index:
         return [found[i] for i in chunk_ids if i in found]
 
     def file_vectors(self, root: str, path: str) -> dict[str, np.ndarray]:
-        """Chunk text -> vector of a file's indexed version (empty when it is not indexed).
+        """Chunk text -> vector of a file's indexed version (empty when it is not indexed)."""
+        with self._lock:
+            found = catalog.file_vectors(self._conn, root, path)
+        return {text: np.frombuffer(blob, dtype=np.float32) for _, text, blob in found}
 
-        A changed file keeps the vectors of its unchanged chunk texts: only new text is embedded.
+    def reusable_vectors(self, root: str, path: str) -> dict[str, np.ndarray]:
+        """``ingest.embed.reuse_key`` (heading and text) -> vector of a file's indexed version.
+
+        A changed file keeps the vectors of its unchanged chunks: only new text (or text under a
+        new heading, its title) is embedded.
         """
         with self._lock:
             found = catalog.file_vectors(self._conn, root, path)
-        return {text: np.frombuffer(blob, dtype=np.float32) for text, blob in found.items()}
+        return {reuse_key(h, text): np.frombuffer(blob, dtype=np.float32) for h, text, blob in found}
 
     def meta(self, key: str) -> str | None:
         """A value recorded in the catalog's meta table, None when absent."""
@@ -302,7 +310,7 @@ class Index:
             vectors = [u.vectors for u in updates if u.chunks]
             if added:
                 self._vectors.add(added, np.concatenate(vectors))
-                texts = (c.text for u in updates for c in u.chunks)
+                texts = (lexical_text(c.heading, c.text) for u in updates for c in u.chunks)
                 self._lexical.add(zip(added, texts, strict=True))
             self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ingest.catalog import FileUpdate
 from ingest.chunk import chunk_limit, chunk_sections
-from ingest.embed import Embedder
+from ingest.embed import Embedder, reuse_key
 from ingest.errors import LoadError, ModelError
 from ingest.load import load_file_with_warnings
 from ingest.ocr import load_ocr
@@ -79,6 +79,7 @@ class Writer:
         progress: Callable[[Progress], None] | None,
         *,
         previous: set[str],
+        reuse: bool = True,
     ) -> None:
         self._added: list[str] = []
         self._updated: list[str] = []
@@ -97,6 +98,9 @@ class Writer:
         self._tables = settings.tables == "on"
         self._note, self._reading = "", ""
         self._previous = previous
+        # False when the index's vectors were made from other inputs (without titles): then a
+        # changed file's unchanged chunks are embedded again instead of keeping their vectors.
+        self._reuse = reuse
         self._pending: list[_Pending] = []
         self._skips: list[FileUpdate] = []
         self._last_commit = time.monotonic()
@@ -158,8 +162,13 @@ class Writer:
             return self._skip_content(record, "no text to index (a scanned document without a text layer?)")
         chunks = [replace(c, origin=sections[c.section].origin) for c in chunks]
         pages = max((s.page or 0 for s in sections), default=0)
-        known = self._index.file_vectors(self._root, record.path) if record.path in self._previous else {}
-        self._pending.append(_Pending(record, tuple(chunks), pages, known))
+        self._pending.append(_Pending(record, tuple(chunks), pages, self._reusable(record)))
+
+    def _reusable(self, record: FileRecord) -> dict[str, np.ndarray]:
+        """The vectors a changed file's unchanged chunks keep, by ``ingest.embed.reuse_key``."""
+        if not self._reuse or record.path not in self._previous:
+            return {}
+        return self._index.reusable_vectors(self._root, record.path)
 
     def _twin(self, record: FileRecord) -> str | None:
         """Where an indexed copy of this file's content is, if it is still on disk.
@@ -236,7 +245,7 @@ class Writer:
         reused = []
         for f, p in enumerate(self._pending):  # unchanged text of a changed file: its vector stands
             for c, chunk in enumerate(p.chunks):
-                vector = p.known.get(chunk.text)
+                vector = p.known.get(reuse_key(chunk.heading, chunk.text))
                 if vector is not None and vector.shape == (dim,):
                     out[f][c] = vector
                     reused.append((f, c))
@@ -250,7 +259,8 @@ class Writer:
         )
         for start in range(0, len(order), self._batch):
             batch = order[start : start + self._batch]
-            got = self._embedder.embed_documents([self._pending[f].chunks[c].text for f, c in batch])
+            chunks = [self._pending[f].chunks[c] for f, c in batch]
+            got = self._embedder.embed_documents([c.text for c in chunks], titles=[c.heading for c in chunks])
             if got.shape != (len(batch), dim):
                 raise ModelError(
                     f"embedder {self._embedder.name} returned {got.shape}, expected ({len(batch)}, {dim})"

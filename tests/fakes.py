@@ -40,14 +40,30 @@ class HashEmbedder:
             out[i] = out[i] / norm if norm else out[i]
         return out
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed(texts)
+    def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> np.ndarray:
+        return self._embed(texts)  # no title field: titles change nothing, as with MiniLM
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _WORD.finditer(text)]
+
+
+class TitledHashEmbedder(HashEmbedder):
+    """A ``HashEmbedder`` with a title field, as EmbeddingGemma has: a document's title (its heading
+    path) is part of what it embeds; records the titles it was given."""
+
+    titles = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_titles: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> np.ndarray:
+        titles = list(titles) if titles is not None else [""] * len(texts)
+        self.seen_titles += titles
+        return self._embed([f"{t} {x}" for t, x in zip(titles, texts, strict=True)])
 
 
 class ReplayGenerator:

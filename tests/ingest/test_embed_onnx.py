@@ -231,3 +231,21 @@ def test_same_model_other_backend_says_which_setting_opens_the_index(tmp_path):
     with pytest.raises(EmbedderMismatch, match="--embedder all-minilm-l6-v2"):  # another model
         check_embedder(tmp_path, "all-minilm-l6-v2", 384, name="embeddinggemma-300m+onnx-int8")
     check_embedder(tmp_path, "embeddinggemma-300m", 768, name="embeddinggemma-300m")
+
+
+@pytest.mark.slow
+def test_embeddinggemma_reads_the_heading_as_its_title(gemma, minilm):
+    """EmbeddingGemma's document prompt has a title field: a heading changes the vector and brings
+    it nearer a question about that heading; no heading is its "title: none", as before. MiniLM
+    has no title field and ignores titles."""
+    assert gemma.name.startswith("embeddinggemma-300m") and gemma.titles and not minilm.titles
+    texts = ["Connect the red probe here and press start."]
+    plain = gemma.embed_documents(texts)
+    np.testing.assert_allclose(gemma.embed_documents(texts, titles=[""]), plain, atol=1e-6)
+    titled = gemma.embed_documents(texts, titles=["Oscilloscope > Input A1"])
+    assert 0.5 < float(titled[0] @ plain[0]) < 0.999
+    question = gemma.embed_queries(["How do I use the oscilloscope input A1?"])[0]
+    assert titled[0] @ question > plain[0] @ question + 0.02
+    np.testing.assert_allclose(
+        minilm.embed_documents(texts, titles=["Oscilloscope"]), minilm.embed_documents(texts)
+    )

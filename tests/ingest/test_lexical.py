@@ -125,7 +125,7 @@ def test_writes_keep_it_in_step_and_commit_saves_it(tmp_path: Path) -> None:
         assert index._lexical.version == version  # loaded, not rebuilt
 
 
-@pytest.mark.parametrize("damage", ["uncommitted", "missing", "garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["uncommitted", "missing", "garbage", "truncated", "old-format"])
 def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: Path, damage: str) -> None:
     with _make(tmp_path, _docs(30)) as index:
         if damage == "uncommitted":  # a crash after the catalog's transaction, before commit()
@@ -138,6 +138,14 @@ def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: P
         path.write_bytes(b"not an npz file")
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:200])
+    elif damage == "old-format":  # before headings were indexed: no format in its meta
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in data.files}
+        arrays["meta"] = arrays["meta"][:3]
+        with path.open("wb") as file:
+            np.savez(file, **arrays)
+        with pytest.raises(ValueError, match="older format"):
+            LexicalIndex.load(path)
     with open_index(tmp_path / "ix") as index:
         for query in [*QUERIES, "zeppelin"]:
             assert _same_ranking(index, query, 10), query

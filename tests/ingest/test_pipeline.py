@@ -263,9 +263,9 @@ def test_batches_are_bounded_and_length_sorted(tmp_path: Path) -> None:
         (folder / f"f{i:02}.txt").write_text(" ".join(f"word{i}x{j}" for j in range(7 + 5 * i)) + ".")
 
     class Recorder(HashEmbedder):
-        def embed_documents(self, texts):
+        def embed_documents(self, texts, titles=None):
             self.lengths.append([len(t.split()) for t in texts])
-            return super().embed_documents(texts)
+            return super().embed_documents(texts, titles)
 
     embedder = Recorder()
     embedder.lengths = []
