@@ -249,3 +249,13 @@ def test_embeddinggemma_reads_the_heading_as_its_title(gemma, minilm):
     np.testing.assert_allclose(
         minilm.embed_documents(texts, titles=["Oscilloscope"]), minilm.embed_documents(texts)
     )
+
+
+@pytest.mark.slow
+def test_an_int8_vector_does_not_depend_on_the_batch(onnx_cache, models_dir):
+    """Dynamic int8 quantisation scales a whole input tensor: texts are run one at a time, so a
+    text gets the same vector whatever it was embedded with (a resumed ingestion equals a fresh one)."""
+    int8 = _onnx(models_dir, onnx_cache, "onnx-int8")
+    alone = np.concatenate([int8.embed_documents([t]) for t in TEXTS])
+    np.testing.assert_array_equal(int8.embed_documents(TEXTS), alone)
+    np.testing.assert_array_equal(int8.embed_documents(TEXTS[::-1])[::-1], alone)

@@ -32,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ingest.embedders import embedder_name
 from ingest.errors import IndexNotFound
 from ingest.layout import MANIFEST, TEMP_GLOB, VECTORS
+from ingest.settings import Settings
 from ingest.store import open_index
 from ingest.vectors import FlatVectors
 from rag.retrieve import retrieve
@@ -44,6 +46,7 @@ SEED = 20261202
 KILLS = {"ingest": 6, "re-ingest": 6, "remove": 10}
 CORPUS = SHARED / "eval" / "faq-dev" / "corpus" / "python-faq-en"
 EMBEDDER = "all-minilm-l6-v2"
+INDEXED_AS = embedder_name(Settings(embedder=EMBEDDER))  # with the default embed_backend
 ENV = os.environ | {"DOCQA_EMBED_BATCH_SIZE": "4", "DOCQA_THREADS": "1"}
 # The language model unpacks itself into a temporary file on first use: done before the limit,
 # so that only the index's own writes meet it. Then the real CLI entry point runs.
@@ -97,7 +100,7 @@ def _killed(args: list[str], delay: float, log: Path) -> bool:
 def _answers(index_dir: Path, minilm, probes: dict[str, str]) -> bool:
     """The index opens and answers; False when no index was created yet (killed that early)."""
     try:
-        index = open_index(index_dir, embedder_name=EMBEDDER)
+        index = open_index(index_dir, embedder_name=INDEXED_AS)
     except IndexNotFound:
         return False
     with index:
@@ -114,7 +117,7 @@ def _answers(index_dir: Path, minilm, probes: dict[str, str]) -> bool:
 
 def _snapshot(index_dir: Path) -> dict:
     """What a converged index holds: files, chunks (id -> source, text), vectors by (file, text)."""
-    with open_index(index_dir, embedder_name=EMBEDDER) as index:
+    with open_index(index_dir, embedder_name=INDEXED_AS) as index:
         files = index.files()
         count = index.count()
         ids = [cid for cid, _ in index.search_dense(np.ones(index.dim, dtype=np.float32), count + 10)]

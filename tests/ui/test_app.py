@@ -184,12 +184,12 @@ def test_answers_and_source_labels_cannot_load_images_or_links(
     docs = index_dir.parent / "docs"
     (docs / "evil.md").write_text(
         "# Voltage ![](http://attacker.example/h.png) [x](javascript:alert(1))\n\n"
-        "To measure a voltage, connect the red wire to input A1.\n",
+        "To measure a voltage with the probe kit, connect the red wire to input A1.\n",
         encoding="utf-8",
     )
     ingest_folder(docs, index_dir, embedder, load_settings(env={}, index_dir=index_dir))
     reply = "![](http://attacker.example/a.png) Connect A1 [1]. <javascript:alert(1)>"
-    at = _ask(_app(embedder, ReplayGenerator(reply, reply)), "How do I measure a voltage?")
+    at = _ask(_app(embedder, ReplayGenerator(reply, reply)), "How do I measure a voltage with the probe kit?")
     shown = [m.value for m in at.markdown] + [e.label for e in at.expander]
     assert any("evil.md" in label for label in shown)
     for text in shown:
