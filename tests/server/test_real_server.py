@@ -134,7 +134,10 @@ def answer(client):
 def test_health_without_a_token(server):
     health = httpx.get(f"{server.url}/healthz").json()
     assert health["status"] == "ok" and health["documents"] == 2 and health["chunks"] > 10
-    assert health["embedder"] == "all-minilm-l6-v2+onnx-int8" and health["generator"] == "qwen2.5-coder-0.5b-instruct"
+    assert (
+        health["embedder"] == "all-minilm-l6-v2+onnx-int8"
+        and health["generator"] == "qwen2.5-coder-0.5b-instruct"
+    )
 
 
 @pytest.mark.slow
