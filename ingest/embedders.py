@@ -72,16 +72,23 @@ def prepare_embedder(settings: Settings) -> Prepared:
     Raises:
         ModelError: the model is missing, or the export failed (the message says to use torch).
     """
-    from ingest.embed_onnx import DERIVED, is_exported
-
-    backend = settings.embed_backend
     start = time.perf_counter()
-    path = resolve_model(settings.embedder, "embedder", Path(settings.models_dir))
-    done = backend == "torch" or is_exported(Path(path), Path(settings.models_dir) / DERIVED, backend)
-    if not done:
+    needed = export_needed(settings)
+    if needed:
         load_embedder(settings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return Prepared(settings.embedder, backend, not done, time.perf_counter() - start, peak)
+    return Prepared(settings.embedder, settings.embed_backend, needed, time.perf_counter() - start, peak)
+
+
+def export_needed(settings: Settings) -> bool:
+    """Whether the first use of ``settings``' embedder would export it (an ONNX backend whose
+    export is missing or stale); read from the export's stamp, without loading the model."""
+    if settings.embed_backend == "torch":
+        return False
+    from ingest.embed_onnx import DERIVED, is_exported
+
+    path = resolve_model(settings.embedder, "embedder", Path(settings.models_dir))
+    return not is_exported(Path(path), Path(settings.models_dir) / DERIVED, settings.embed_backend)
 
 
 def embedder_name(settings: Settings) -> str | None:

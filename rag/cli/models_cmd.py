@@ -66,19 +66,21 @@ def fetch(
 
 def _export(embedders: tuple[str, ...], target: Path) -> None:
     """Export each embedder for the embed_backend setting now rather than at its first use."""
-    from ingest.embedders import prepare_embedder
+    from ingest.embedders import export_needed, prepare_embedder
 
     settings = settings_from(models_dir=target)
     if settings.embed_backend == "torch":
         return
     # Smallest first: the peak memory printed after each is this process's peak so far.
     for name in sorted(embedders, key=lambda n: registry.BUNDLED[n].size):
-        click.echo(
-            f"{name}: preparing embed_backend {settings.embed_backend!r} (a one-time ONNX export; "
-            "EmbeddingGemma: about 4 min and up to 8 GB of memory)",
-            err=True,
-        )
-        done = prepare_embedder(settings.replace(embedder=name))
+        chosen = settings.replace(embedder=name)
+        if export_needed(chosen):
+            click.echo(
+                f"{name}: preparing embed_backend {settings.embed_backend!r} (a one-time ONNX export; "
+                "EmbeddingGemma: about 2-4 min and up to 8 GB of memory)",
+                err=True,
+            )
+        done = prepare_embedder(chosen)
         what = f"exported in {done.seconds:.0f} s" if done.exported else "export already there"
         click.echo(f"{name}: {what} for {done.backend} (peak memory {done.peak_rss_mb / 1024:.1f} GB)")
 

@@ -214,6 +214,7 @@ def test_models_fetch_exports_the_embedder_once(tmp_path, models_dir):
     second = subprocess.run(args, capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stderr
     assert "all-minilm-l6-v2: export already there for onnx-int8" in second.stdout, second.stdout
+    assert "preparing" not in second.stderr  # nothing to announce
     skipped = subprocess.run([*args, "--no-export"], capture_output=True, text=True, env=env)
     assert skipped.returncode == 0 and "preparing" not in skipped.stderr, skipped.stderr
     assert "exported in" not in skipped.stdout and "export already" not in skipped.stdout
