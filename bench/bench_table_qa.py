@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_tables import WEECHAT_HTML, printed_guide  # noqa: E402
+from ingest.embed import uses_titles  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "table_questions.jsonl"
 RESULTS = ROOT / "bench" / "results"
@@ -78,7 +79,7 @@ class _CachedEmbedder:
     def __init__(self, embedder, folder: Path) -> None:
         self._embedder, self._file = embedder, folder / f"vectors-{embedder.name}.npz"
         self.name, self.dim, self.max_tokens = embedder.name, embedder.dim, embedder.max_tokens
-        self.titles = getattr(embedder, "titles", False)
+        self.titles = uses_titles(embedder)
         self.token_spans, self.embed_queries = embedder.token_spans, embedder.embed_queries
         self._vectors = {}
         if self._file.is_file():

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lopo_data
 from tune_fusion import _metrics
 
+from ingest.embed import uses_titles
 from ingest.embedders import load_embedder
 from ingest.lang import detect_language
 from ingest.lexical import LexicalIndex
@@ -128,7 +129,7 @@ def main() -> None:
         by_id = {c.id: c for c in index.get_chunks(ids)}
     chunks = [by_id[i] for i in ids]
     print(f"{len(chunks)} chunks, {sum(bool(c.heading) for c in chunks)} with a heading; {embedder.name}")
-    if not getattr(embedder, "titles", False):
+    if not uses_titles(embedder):
         raise SystemExit(f"{embedder.name}'s document prompt has no title field: nothing to measure")
 
     # Every variant embedded here through the embedder's own ``embed_documents`` (titles or not),

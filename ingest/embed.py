@@ -143,6 +143,12 @@ def title_of(heading: str) -> str:
     return title or "none"
 
 
+def uses_titles(embedder: object) -> bool:
+    """Whether ``embedder`` reads a document's title (``SentenceTransformerEmbedder.titles``); an
+    embedder without the attribute (a fake, another implementation) does not."""
+    return bool(getattr(embedder, "titles", False))
+
+
 def reuse_key(heading: str, text: str) -> str:
     """What a chunk's vector depends on besides the model: its heading (a title) and its text; a
     changed file's chunk keeps its old vector only when both are the same."""

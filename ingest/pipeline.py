@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ingest.embed import Embedder
+from ingest.embed import Embedder, uses_titles
 from ingest.errors import NothingToIndex
 from ingest.load import LOADER_VERSION
 from ingest.plan import plan_files
@@ -162,14 +162,14 @@ def _reading(settings: Settings, embedder: Embedder | None = None) -> str:
     True
     """
     reading = str(LOADER_VERSION) if settings.tables == "on" else f"{LOADER_VERSION}-tables-off"
-    return reading + (_TITLES if getattr(embedder, "titles", False) else "")
+    return reading + (_TITLES if uses_titles(embedder) else "")
 
 
 def _same_titles(index: Index, root: Path, embedder: Embedder) -> bool:
     """Whether ``root``'s vectors were made as ``embedder`` makes them now, with or without
     titles (an index from before titles has none): else none of them may be kept."""
     recorded = index.meta(_loader_key(root))
-    return recorded is None or recorded.endswith(_TITLES) == bool(getattr(embedder, "titles", False))
+    return recorded is None or recorded.endswith(_TITLES) == uses_titles(embedder)
 
 
 def _stale_reading(index: Index, root: Path, states: dict, settings: Settings, embedder: Embedder) -> bool:

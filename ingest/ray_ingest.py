@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ingest.chunk import chunk_limit, chunk_sections
-from ingest.embed import reuse_key
+from ingest.embed import reuse_key, uses_titles
 from ingest.errors import DocqaError, LoadError, ModelError
 from ingest.load import load_file_with_warnings
 from ingest.ocr import load_ocr
@@ -298,7 +298,7 @@ class _EmbedActor:
         if self._error:
             return ("error", self._error)
         e = self._embedder
-        return ("ok", e.name, e.dim, e.max_tokens, bool(getattr(e, "titles", False)))
+        return ("ok", e.name, e.dim, e.max_tokens, uses_titles(e))
 
     def read(self, root: str, record: FileRecord, known: frozenset[str]) -> _FileResult:
         """Load, chunk and embed one file; texts in ``known`` are left for the driver's vectors."""
@@ -356,10 +356,9 @@ class _RemoteVectors:
 
     def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> np.ndarray:
         keys = [reuse_key(h, t) for h, t in zip(titles or [""] * len(texts), texts, strict=True)]
-        missing = [k for k in keys if k not in self._vectors]
+        missing = [t for k, t in zip(keys, texts, strict=True) if k not in self._vectors]
         if missing:  # a bug, not bad input: say which text
-            text = missing[0].split("\x00", 1)[1]
-            raise ModelError(f"no vector came back from the Ray workers for {text[:60]!r}")
+            raise ModelError(f"no vector came back from the Ray workers for {missing[0][:60]!r}")
         return np.stack([self._vectors[k] for k in keys]) if keys else np.empty((0, self.dim))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
