@@ -160,6 +160,18 @@ def _signals(work: Path, args, products) -> None:
                 "overlap": signals.overlap,
                 "probability": signals.probability,
                 "gold_rank": gold_rank,
+                # each retrieved passage as the decision could see it (features tried offline)
+                "passages": [
+                    {
+                        "dense": p.dense_score,
+                        "lexical": p.lexical_score,
+                        "score": p.score,
+                        "lang": p.lang,
+                        "shown": any(s.chunk_id == p.chunk_id for s in shown),
+                        "gold": bool(q.gold and p.source.endswith(q.gold)),
+                    }
+                    for p in passages
+                ],
                 "seconds": round(time.perf_counter() - t0, 3),
             }
             out.write(json.dumps(row) + "\n")
@@ -268,10 +280,13 @@ def _fit(work: Path, args, products) -> None:
     columns = ("answerable", "answered", "unanswerable", "refused")
     _markdown(table, columns, work / "fit-table.md")
     if not args.no_write_model:
-        (ROOT / "rag" / "refusal_models.json").write_text(
-            json.dumps({"models": [shipped.as_dict()]}, indent=1, ensure_ascii=False) + "\n"
-        )
-        print("wrote rag/refusal_models.json")
+        # The decisions of other embedders and generators (torch's fp32 Gemma beside int8) stay.
+        path = ROOT / "rag" / "refusal_models.json"
+        kept = json.loads(path.read_text())["models"] if path.is_file() else []
+        mine = (shipped.embedder, shipped.generator)
+        models = [m for m in kept if (m["embedder"], m["generator"]) != mine] + [shipped.as_dict()]
+        path.write_text(json.dumps({"models": models}, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {shipped.embedder} + {shipped.generator} to rag/refusal_models.json")
 
 
 def _refold(work: Path, args, products) -> None:

@@ -153,18 +153,22 @@ class RefusalModel:
 def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) -> RefusalModel | None:
     """The fitted decision for ``embedder`` and ``generator`` (names as in the manifest), or None.
 
-    An int8 or ONNX embedder ("embeddinggemma-300m+onnx-int8") uses its fp32 model's decision:
-    their rankings agree within 0.1 % nDCG@10 (bench/bench_embed_backends.py).
+    A decision fitted on this very embedder comes first ("embeddinggemma-300m+onnx-int8", the
+    default, has its own: its cosines run 0.0075 lower on the dev set, bench/backend_shift.py);
+    an ONNX backend without one ("embeddinggemma-300m+onnx", vectors equal to fp32's) uses its
+    fp32 model's decision.
     """
     if not path.is_file():
         return None
     fitted = json.loads(path.read_text(encoding="utf-8"))
     base = embedder.split("+", 1)[0]
-    for entry in fitted.get("models", []):
-        if entry["embedder"] in (embedder, base) and entry["generator"] == generator:
-            if tuple(entry.get("features", FEATURES)) != FEATURES:
-                return None  # fitted on other features: not usable by this version
-            return RefusalModel.from_dict(entry)
+    entries = [e for e in fitted.get("models", []) if e["generator"] == generator]
+    for name in (embedder, base):
+        for entry in entries:
+            if entry["embedder"] == name:
+                if tuple(entry.get("features", FEATURES)) != FEATURES:
+                    return None  # fitted on other features: not usable by this version
+                return RefusalModel.from_dict(entry)
     return None
 
 

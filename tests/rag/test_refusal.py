@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -75,6 +76,11 @@ def test_stored_model_round_trips_and_matches_by_names(tmp_path: Path):
     assert load_refusal_model("emb+onnx-int8", "gen", path) == model  # the fp32 model's decision
     assert load_refusal_model("emb", "other", path) is None
     assert load_refusal_model("emb", "gen", tmp_path / "missing.json") is None
+    own = dataclasses.replace(model, embedder="emb+onnx-int8", threshold=0.9)
+    path.write_text(json.dumps({"models": [model.as_dict(), own.as_dict()]}))
+    assert load_refusal_model("emb+onnx-int8", "gen", path) == own  # its own decision comes first
+    assert load_refusal_model("emb+onnx", "gen", path) == model
+    assert load_refusal_model("emb", "gen", path) == model
     stale = model.as_dict() | {"features": ["relevance"]}
     path.write_text(json.dumps({"models": [stale]}))
     assert load_refusal_model("emb", "gen", path) is None  # fitted on other features
