@@ -59,8 +59,6 @@ def build_answer(
     )
     if not numbers and not is_refusal(text):
         text, numbers = attribute(text, prompt_passages)
-    elif numbers:
-        text, numbers = recite(text, prompt_passages)
     # Quote from the whole chunk the reader will see, not only the window the prompt held.
     whole = {p.chunk_id: p.text for p in passages or ()}
     citations = tuple(_citation(n, prompt_passages[n - 1], _citing_sentence(text, n), whole) for n in numbers)
@@ -191,55 +189,6 @@ def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
         return f"{sentence} [{best}]{end}"
 
     return _CLAIM.sub(_cite, text), used
-
-
-def recite(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
-    """Move a sentence's citation to the passage that states it, when the one it cites does not.
-
-    Small models cite ``[1]`` out of habit: a sentence copied from passage 2 comes back citing
-    passage 1. A cited sentence whose cited passages hold under ``MIN_SUPPORT`` of its content
-    words, while another passage holds at least that share (and every number in it, as
-    ``attribute`` asks), cites that passage instead. Nothing else changes: a sentence no passage
-    supports in words (a translation, a bare "Yes [1].") keeps the model's citation. Returns the
-    text and the cited numbers in order of first use.
-
-    >>> p1 = Passage("a", "f.txt", "The case is blue.", 1, "", "en", 1.0, 1)
-    >>> p2 = Passage("b", "g.txt", "The battery lasts 8 hours on a full charge.", 1, "", "en", 0.5, 2)
-    >>> recite("The battery lasts 8 hours [1]. The case is blue [1].", [p1, p2])
-    ('The battery lasts 8 hours [2]. The case is blue [1].', [2, 1])
-    >>> recite("Yes [1].", [p1, p2])
-    ('Yes [1].', [1])
-    """
-    vocab = [content_words(p.text) for p in passages]
-
-    def _move(match: re.Match[str]) -> str:
-        sentence = match.group(0)
-        cited = [n for m in _MARKER.finditer(sentence) for n in _numbers(m.group(1)) if 1 <= n <= len(vocab)]
-        if not cited:
-            return sentence
-        claim = _MARKER.sub(" ", sentence)
-        words = content_words(claim)
-        held = max(len(words & vocab[n - 1]) / len(words) if words else 0.0 for n in cited)
-        best, best_support = _best_support(claim, vocab)
-        if held >= MIN_SUPPORT or best_support < MIN_SUPPORT or best in cited:
-            return sentence
-        first = _MARKER.search(sentence)
-        assert first is not None  # cited is not empty
-        after = re.sub(r"[ \t]*" + _MARKER.pattern, "", sentence[first.end() :])
-        return f"{sentence[: first.start()]}[{best}]{after}"
-
-    moved = _SENTENCE.sub(_move, text)
-    return moved, _cited_numbers(moved)
-
-
-def _cited_numbers(text: str) -> list[int]:
-    """The passage numbers ``text`` cites, in order of first use."""
-    used: list[int] = []
-    for match in _MARKER.finditer(text):
-        for n in _numbers(match.group(1)):
-            if n not in used:
-                used.append(n)
-    return used
 
 
 def _best_support(sentence: str, vocab: Sequence[set[str]]) -> tuple[int, float]:
