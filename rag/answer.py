@@ -181,7 +181,14 @@ def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
 
     def _cite(match: re.Match[str]) -> str:
         sentence, end = match.group(1), match.group(2)
-        best, best_support = _best_support(sentence, vocab)
+        words = content_words(sentence)
+        numbers = set(re.findall(r"\d+(?:[.,]\d+)?", sentence))
+        best, best_support = 0, 0.0
+        for n, passage_words in enumerate(vocab, 1):
+            shared = len(words & passage_words)
+            support = shared / len(words) if words else 0.0
+            if shared >= min(2, len(words)) and support > best_support and numbers <= passage_words:
+                best, best_support = n, support
         if best_support < MIN_SUPPORT:
             return match.group(0)
         if best not in used:
@@ -189,20 +196,6 @@ def attribute(text: str, passages: Sequence[Passage]) -> tuple[str, list[int]]:
         return f"{sentence} [{best}]{end}"
 
     return _CLAIM.sub(_cite, text), used
-
-
-def _best_support(sentence: str, vocab: Sequence[set[str]]) -> tuple[int, float]:
-    """The passage (1-based; 0 for none) holding the largest share of ``sentence``'s content words,
-    among those holding two of them (one if it has one) and every number in it; with that share."""
-    words = content_words(sentence)
-    numbers = set(re.findall(r"\d+(?:[.,]\d+)?", sentence))
-    best, best_support = 0, 0.0
-    for n, passage_words in enumerate(vocab, 1):
-        shared = len(words & passage_words)
-        support = shared / len(words) if words else 0.0
-        if shared >= min(2, len(words)) and support > best_support and numbers <= passage_words:
-            best, best_support = n, support
-    return best, best_support
 
 
 def _numbers(group: str) -> list[int]:
