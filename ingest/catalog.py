@@ -26,7 +26,6 @@ from pathlib import PurePath
 
 import numpy as np
 
-from ingest.lexical import lexical_text
 from ingest.records import Chunk
 
 _SENTENCE_START = re.compile(r"(?<=[.!?:;])\s+")
@@ -338,11 +337,10 @@ def iter_vectors(conn: sqlite3.Connection, batch: int = 4096) -> Iterator[tuple[
         yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(ids), -1)
 
 
-def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
-    """All (rowid, heading path + text) of the chunks, by rowid (the lexical index is built from
-    them, ``ingest.lexical.lexical_text``); run inside a read transaction for a consistent snapshot."""
-    for rowid, heading, text in conn.execute("SELECT rowid, heading, text FROM chunks ORDER BY rowid"):
-        yield rowid, lexical_text(heading, text)
+def iter_texts(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
+    """All (rowid, heading path, text) of the chunks, by rowid (the lexical index is built from
+    them); run inside a read transaction for a consistent snapshot."""
+    yield from conn.execute("SELECT rowid, heading, text FROM chunks ORDER BY rowid")
 
 
 def chunk_ids(conn: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, str]:

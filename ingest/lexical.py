@@ -7,7 +7,9 @@ removed), so "configuracion" finds "configuración".
 
 ``LexicalIndex`` is what ``ingest.store`` searches: postings (chunk rowid, term frequency) per term
 in numpy arrays, scored with FTS5's own BM25 (k1 1.2, b 0.75, idf ``log((N - n + 0.5)/(n + 0.5))``
-floored at 1e-6, length in tokens), so its ranking is FTS5's. Why not FTS5 itself: ``bm25()``
+floored at 1e-6, length in tokens), so on text without headings its ranking is FTS5's. A chunk's
+heading path is a second field (BM25F): its words count ``heading_weight`` times in the term
+frequency and in the length, the text's once. Why not FTS5 itself: ``bm25()``
 scores every matching row one at a time, and real questions' content words ("python", "use",
 "file") match a third of a manual's chunks: 104 ms p50 at 100k chunks, ~1 s at 1M
 (bench/bench_retrieval.py). Here a term's postings are scored in one vectorised step. Words in half
@@ -37,27 +39,41 @@ from ingest.layout import atomic_write
 MAX_TERMS = 64
 LEXICAL = "lexical.npz"  # the saved index, beside vectors.faiss
 K1, B = 1.2, 0.75  # FTS5's bm25() defaults
-# What the saved file holds: 2 = each chunk's heading path before its text (``lexical_text``).
-# A file of another format is rebuilt from the catalog, like one of another catalog version.
-FORMAT = 2
+# What the saved file holds: 3 = the heading path a field of weight ``heading_weight`` (stored in
+# the file). A file of another format or weight is rebuilt from the catalog, like one of another
+# catalog version.
+FORMAT = 3
+# The heading field's weight against the text's 1 (bench/title_ablation.py chose it on one product
+# and scored it on the other). At 1 a chunk reads as its heading followed by its text.
+HEADING_WEIGHT = 1.0
+TF_SCALE = 8  # term frequencies and lengths are stored times this, so a weighted count stays an integer
 FLUSH_POSTINGS = 1_000_000  # added postings kept in Python lists before they become a numpy segment
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in range(128) if not chr(c).isalnum()})
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
-def lexical_text(heading: str, text: str) -> str:
-    """What the lexical index reads of a chunk: its heading path, then its text.
+def field_counts(heading: str, text: str, heading_weight: float) -> tuple[Counter[str], float]:
+    """A chunk's BM25F term frequencies and length: each word of the text counts 1, each word of
+    the heading path ``heading_weight`` (rounded to a multiple of 1 / ``TF_SCALE``).
 
-    The heading counts once more for the words it shares with the text, and a FAQ's question
-    (its heading) is matched by the words of a user's question: alone it took weechat's FAQ pages
-    from nDCG@10 0.761 / 0.737 to 0.906 / 0.904 (en / es) and cost the sample manuals one question
-    (bench/title_ablation.py, with the embedder's titles: 1.000 / 1.000 on the FAQ pages).
+    A FAQ's question (its heading) is matched by the words of a user's question: the heading field
+    took weechat's FAQ pages from nDCG@10 0.761 / 0.737 to 0.906 / 0.904 (en / es) and cost the
+    sample manuals one question at weight 1 (bench/title_ablation.py).
 
-    >>> lexical_text("Install > On Linux", "Run make.").splitlines()
-    ['Install > On Linux', 'Run make.']
+    >>> counts, length = field_counts("Install", "Install with make.", 0.5)
+    >>> dict(counts), length
+    ({'install': 1.5, 'with': 1, 'make': 1}, 3.5)
     """
-    return f"{heading}\n{text}" if heading else text
+    words = tokens(text)
+    counts = Counter(words)
+    weight = round(heading_weight * TF_SCALE) / TF_SCALE
+    if not weight or not heading:  # at weight 0 a heading word is not posted at all
+        return counts, len(words)
+    head = tokens(heading)
+    for word in head:
+        counts[word] += weight
+    return counts, len(words) + weight * len(head)
 
 
 def fts_terms(query: str) -> list[str]:
@@ -98,14 +114,20 @@ class LexicalIndex:
 
     Args:
         version: the catalog version the index matches (``ingest.store`` compares it).
+        heading_weight: the heading field's weight against the text's (0 to 4, in steps of 1/8;
+            None: ``HEADING_WEIGHT``).
     """
 
-    def __init__(self, version: int = -1) -> None:
+    def __init__(self, version: int = -1, heading_weight: float | None = None) -> None:
+        heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
+        if not 0 <= heading_weight <= 4:
+            raise ValueError(f"heading_weight {heading_weight} is outside 0..4")
         self.version = version
+        self.heading_weight = heading_weight
         self._vocab: dict[str, int] = {}
         self._segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (ptr, rowids, tf)
         self._pending: tuple[list[int], list[int], list[int]] = ([], [], [])  # term ids, rowids, tf
-        self._length = np.zeros(0, dtype=np.int32)  # tokens per rowid; 0: no live chunk
+        self._length = np.zeros(0, dtype=np.int32)  # weighted tokens x TF_SCALE per rowid; 0: no live chunk
         self._docs = 0
         self._tokens = 0
         self._removed = 0  # chunks removed whose postings are still in the segments
@@ -116,35 +138,37 @@ class LexicalIndex:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, chunks: Iterable[tuple[int, str]], version: int) -> LexicalIndex:
-        """An index of ``chunks`` ((rowid, text) pairs), matching catalog ``version``."""
-        index = cls(version)
+    def build(
+        cls, chunks: Iterable[tuple[int, str, str]], version: int, heading_weight: float | None = None
+    ) -> LexicalIndex:
+        """An index of ``chunks`` ((rowid, heading path, text)), matching catalog ``version``."""
+        index = cls(version, heading_weight)
         index.add(chunks)
         index._flush()
         return index
 
-    def add(self, chunks: Iterable[tuple[int, str]]) -> None:
-        """Index these (rowid, text) chunks; a rowid must not be in the index already."""
+    def add(self, chunks: Iterable[tuple[int, str, str]]) -> None:
+        """Index these (rowid, heading path, text) chunks; a rowid must not be in the index already."""
         vocab = self._vocab
         terms, rows, tfs = self._pending
-        for rowid, text in chunks:
+        for rowid, heading, text in chunks:
             if rowid <= self._last or rowid >= 2**31:
                 raise ValueError(
                     f"chunk rowid {rowid} cannot follow {self._last} in the lexical index: rowids must "
                     "grow (the catalog never reuses one)"
                 )
-            words = tokens(text)
+            counts, length = field_counts(heading, text, self.heading_weight)
             self._grow(rowid)
             self._last = rowid
-            counts = Counter(words)
             for word in [w for w in counts if w not in vocab]:
                 vocab[word] = len(vocab)
             terms.extend([vocab[w] for w in counts])
             tfs.extend(counts.values())
             rows.extend([rowid] * len(counts))
-            self._length[rowid] = max(1, len(words))  # an empty chunk still counts as a row
+            length = max(TF_SCALE, round(length * TF_SCALE))  # an empty chunk still counts as a row
+            self._length[rowid] = length
             self._docs += 1
-            self._tokens += len(words)
+            self._tokens += length
             if len(terms) >= FLUSH_POSTINGS:
                 self._flush()
                 terms, rows, tfs = self._pending
@@ -279,7 +303,10 @@ class LexicalIndex:
         live = np.flatnonzero(self._length).astype(np.int32)
         vocab = "\n".join(sorted(self._vocab, key=self._vocab.__getitem__))
         arrays = {
-            "meta": np.array([self.version, self._docs, self._tokens, FORMAT], dtype=np.int64),
+            "meta": np.array(
+                [self.version, self._docs, self._tokens, FORMAT, round(self.heading_weight * TF_SCALE)],
+                dtype=np.int64,
+            ),
             "vocab": np.frombuffer(vocab.encode("utf-8"), dtype=np.uint8),
             "ptr": ptr,
             "rowids": rowids,
@@ -295,18 +322,25 @@ class LexicalIndex:
         atomic_write(path, write)
 
     @classmethod
-    def load(cls, path: Path, version: int | None = None) -> LexicalIndex:
+    def load(
+        cls, path: Path, version: int | None = None, heading_weight: float | None = None
+    ) -> LexicalIndex:
         """Read a file written by ``save``; raises ``ValueError`` if it is missing or unreadable, or
-        (``version`` given) matches another catalog version (found before the postings are read)."""
+        (``version`` given) matches another catalog version, or was built with a heading weight
+        other than ``heading_weight`` (None: ``HEADING_WEIGHT``); all found before the postings are
+        read."""
+        heading_weight = HEADING_WEIGHT if heading_weight is None else heading_weight
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = data["meta"]
-                if len(meta) != 4 or int(meta[3]) != FORMAT:
+                if len(meta) != 5 or int(meta[3]) != FORMAT:
                     raise ValueError(f"lexical index {path} is of an older format")
                 if version is not None and int(meta[0]) != version:
                     raise ValueError(f"lexical index {path} is of catalog version {int(meta[0])}")
+                if int(meta[4]) != round(heading_weight * TF_SCALE):
+                    raise ValueError(f"lexical index {path} has heading weight {int(meta[4]) / TF_SCALE}")
                 arrays = {name: data[name] for name in data.files}
-            version, docs, total, _ = (int(x) for x in arrays["meta"])
+            version, docs, total, _, step = (int(x) for x in arrays["meta"])
             text = arrays["vocab"].tobytes().decode("utf-8")
             ptr, rowids, tf = arrays["ptr"], arrays["rowids"], arrays["tf"]
             live, length = arrays["live"], arrays["length"]
@@ -315,7 +349,7 @@ class LexicalIndex:
         words = text.split("\n") if text else []
         if len(ptr) != len(words) + 1 or int(ptr[-1]) != len(rowids) or len(live) != docs:
             raise ValueError(f"inconsistent lexical index {path}")
-        index = cls(version)
+        index = cls(version, step / TF_SCALE)
         index._vocab = {w: i for i, w in enumerate(words)}
         index._segments = [(ptr, rowids, tf)] if len(rowids) else []
         index._length = np.zeros(int(live.max()) + 1 if len(live) else 0, dtype=np.int32)
@@ -339,8 +373,8 @@ class LexicalIndex:
         terms, rows, tfs = self._pending
         if not terms:
             return
-        arrays = (np.array(x, dtype=np.int64) for x in (terms, rows, tfs))
-        self._segments.append(_segment(*arrays))
+        tf = np.rint(np.array(tfs, dtype=np.float64) * TF_SCALE).astype(np.int64)
+        self._segments.append(_segment(np.array(terms, dtype=np.int64), np.array(rows, dtype=np.int64), tf))
         self._bound(self._segments[-1])
         self._pending = ([], [], [])
 
@@ -387,8 +421,9 @@ def _idf(docs: int, holding: int) -> float:
 
 
 def _saturation(tf: np.ndarray | int, length: np.ndarray | int, avgdl: float) -> np.ndarray | float:
-    """BM25's term-frequency part, FTS5's k1 and b; grows with ``tf``, shrinks with ``length``."""
-    tf = np.asarray(tf, dtype=np.float64)
+    """BM25's term-frequency part, FTS5's k1 and b; grows with ``tf``, shrinks with ``length``
+    (``tf``, ``length`` and ``avgdl`` all times ``TF_SCALE``)."""
+    tf = np.asarray(tf, dtype=np.float64) / TF_SCALE
     return tf * (K1 + 1) / (tf + K1 * (1 - B + B * np.asarray(length, dtype=np.float64) / avgdl))
 
 
@@ -413,7 +448,7 @@ def _segment(
     ptr = np.zeros(int(terms[-1]) + 2 if len(terms) else 1, dtype=np.int64)
     ptr[1:] = np.bincount(terms, minlength=len(ptr) - 1)
     ptr = np.cumsum(ptr)
-    return ptr, rowids[order].astype(np.int32), np.minimum(tf[order], 65535).astype(np.uint16)
+    return ptr, rowids[order].astype(np.int32), np.minimum(tf[order], 65535).astype(np.uint16)  # tf <= 8191
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

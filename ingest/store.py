@@ -47,7 +47,7 @@ from ingest.layout import (
     remove_temporaries,
     write_manifest,
 )
-from ingest.lexical import LEXICAL, LexicalIndex, lexical_text
+from ingest.lexical import LEXICAL, LexicalIndex
 from ingest.records import Chunk
 from ingest.vectors import (
     ANN_THRESHOLD,
@@ -310,8 +310,8 @@ class Index:
             vectors = [u.vectors for u in updates if u.chunks]
             if added:
                 self._vectors.add(added, np.concatenate(vectors))
-                texts = (lexical_text(c.heading, c.text) for u in updates for c in u.chunks)
-                self._lexical.add(zip(added, texts, strict=True))
+                fields = ((c.heading, c.text) for u in updates for c in u.chunks)
+                self._lexical.add((rowid, h, t) for rowid, (h, t) in zip(added, fields, strict=True))
             self._vectors_version = self._lexical.version = catalog.read_version(self._conn)
 
     def remove_file(self, root: str, path: str) -> bool:

@@ -125,8 +125,12 @@ def test_writes_keep_it_in_step_and_commit_saves_it(tmp_path: Path) -> None:
         assert index._lexical.version == version  # loaded, not rebuilt
 
 
-@pytest.mark.parametrize("damage", ["uncommitted", "missing", "garbage", "truncated", "old-format"])
-def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: Path, damage: str) -> None:
+@pytest.mark.parametrize(
+    "damage", ["uncommitted", "missing", "garbage", "truncated", "old-format", "other-weight"]
+)
+def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(
+    tmp_path: Path, damage: str, monkeypatch
+) -> None:
     with _make(tmp_path, _docs(30)) as index:
         if damage == "uncommitted":  # a crash after the catalog's transaction, before commit()
             index.apply([update("late.txt", "A zeppelin arrives.")])
@@ -146,6 +150,10 @@ def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: P
             np.savez(file, **arrays)
         with pytest.raises(ValueError, match="older format"):
             LexicalIndex.load(path)
+    elif damage == "other-weight":  # built before HEADING_WEIGHT changed
+        monkeypatch.setattr("ingest.lexical.HEADING_WEIGHT", 0.5)
+        with pytest.raises(ValueError, match=r"heading weight 1\.0"):
+            LexicalIndex.load(path)
     with open_index(tmp_path / "ix") as index:
         for query in [*QUERIES, "zeppelin"]:
             assert _same_ranking(index, query, 10), query
@@ -158,21 +166,50 @@ def test_a_stale_or_damaged_lexical_file_is_rebuilt_from_the_catalog(tmp_path: P
 def test_postings_survive_many_segments_removals_and_a_round_trip(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("ingest.lexical.FLUSH_POSTINGS", 7)  # a numpy segment every few chunks
     texts = _docs(50, seed=3)
-    lexical = LexicalIndex.build(enumerate(texts, start=1), version=1)
+    lexical = LexicalIndex.build(((i, "", t) for i, t in enumerate(texts, start=1)), version=1)
     assert len(lexical._segments) > 5
     lexical.remove(range(1, 50, 3))
     kept = {i + 1: t for i, t in enumerate(texts) if i % 3}
-    fresh = LexicalIndex.build(kept.items(), version=1)
+    fresh = LexicalIndex.build(((i, "", t) for i, t in kept.items()), version=1)
     lexical.save(tmp_path / "lex.npz")
     loaded = LexicalIndex.load(tmp_path / "lex.npz")
     for query in QUERIES:
         want = fresh.search(query, 10)
         assert lexical.search(query, 10) == want and loaded.search(query, 10) == want, query
     with pytest.raises(ValueError, match="rowids must grow"):
-        loaded.add([(2, "again")])
+        loaded.add([(2, "", "again")])
     empty = LexicalIndex(version=0)
     empty.save(tmp_path / "empty.npz")
     assert LexicalIndex.load(tmp_path / "empty.npz").search("voltage", 3) == []
+
+
+def test_the_heading_is_a_field_with_its_own_weight() -> None:
+    # BM25F: heading words count heading_weight times in the term frequency and in the length
+    chunks = [
+        (1, "Calibration", "Connect the probe cable to the sensor input."),
+        (2, "", "Calibration of the sensor: connect the probe cable to the input."),
+        (3, "", "The battery display shows the charge of the cable sensor."),
+        *((i, "Menu", f"The display menu lists the voltage range {i}.") for i in range(4, 12)),
+    ]  # eleven chunks: a word in two of them has a real idf
+    texts_only = [(1, "", "Calibration\nConnect the probe cable to the sensor input."), *chunks[1:]]
+    texts_only = [(i, "", f"{h}\n{t}" if h else t) for i, h, t in texts_only]
+    scores = {}
+    for weight in (0.0, 0.5, 1.0, 2.0):
+        lexical = LexicalIndex.build(chunks, version=1, heading_weight=weight)
+        scores[weight] = dict(lexical.search("calibration", 3))
+    assert 1 not in scores[0.0]  # weight 0: the heading is not searched
+    assert scores[0.5][1] < scores[1.0][1] < scores[2.0][1]  # more weight, higher score ...
+    assert scores[2.0][1] > scores[2.0][2]  # ... until the heading outranks the same word in text
+    assert scores[0.5][1] < scores[0.5][2]
+    # at weight 1 a chunk reads as its heading followed by its text (what FTS5 ranks)
+    same = LexicalIndex.build(texts_only, version=1, heading_weight=1.0)
+    fielded = LexicalIndex.build(chunks, version=1, heading_weight=1.0)
+    for query in ("calibration", "probe cable sensor", "battery charge", "menu voltage"):
+        got, want = fielded.search(query, 5), same.search(query, 5)
+        assert [i for i, _ in got] == [i for i, _ in want], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in want]), query
+    with pytest.raises(ValueError, match="outside"):
+        LexicalIndex(heading_weight=-1)
 
 
 def test_an_index_without_a_lexical_file_gets_one_at_the_next_commit(tmp_path: Path) -> None:
@@ -197,7 +234,7 @@ def test_pruned_search_equals_scoring_every_posting() -> None:
         " ".join(rng.choice(vocab, size=int(rng.integers(5, 60)), p=weights / weights.sum()))
         for _ in range(3000)
     ]
-    lexical = LexicalIndex.build(enumerate(texts, start=1), version=1)
+    lexical = LexicalIndex.build(((i, "", t) for i, t in enumerate(texts, start=1)), version=1)
     lexical.remove(range(5, 3000, 11))  # removed chunks' postings are still there
     everyone = range(1, 3001)
     for _ in range(60):
