@@ -4,21 +4,23 @@ EmbeddingGemma's document prompt is ``"title: none | text: "``: docqa gave it no
 card fills that field with the document's title. This script measures, against retrieval without
 either (every chunk embedded with no title, BM25 on the chunk text; fused at ``dense_weight`` with
 the same-language bonus, as the engine does), each change alone, then both (what docqa now ships:
-``ingest.embed.title_of``, ``ingest.lexical.lexical_text``):
+``ingest.embed.title_of``, ``ingest.lexical.field_counts`` at ``HEADING_WEIGHT``):
 
 - ``title=heading``: every chunk embedded with its heading path in the title field
   (``"title: Install > On Linux | text: ..."``; "none" when it has none);
 - ``title=file+heading``: the file's name (without folders and suffix) before the heading path;
-- ``heading + text`` / ``heading x2 + text``: the heading path added once / twice before the
-  chunk's text on the lexical side (a field with its own weight, here by repetition).
+- ``heading field xW``: the heading path a BM25 field of weight W beside the text's 1 on the
+  lexical side (``ingest.lexical.field_counts``; x1 reads as the heading before the text, x0 is
+  the text only).
 
 Documents (indexed once by ``docqa ingest`` at default settings): the sample manuals of
 ``corpus/`` (eyes17 PDF en/es: outline headings; weechat quickstart HTML en/es) and weechat's FAQ
 (HTML en/es from ``../shared/manuals``: one heading per question). Questions, scored apart:
 ``corpus/questions.jsonl``'s answerable ones (gold page or heading), ``bench/data/
 scanned_questions.jsonl`` (gold eyes17 page; here read from the text layer), and the dev set's
-weechat FAQ questions (gold: their answer's text in the FAQ page). No value is fitted: every
-variant is reported on every set, so none is chosen on the questions it is scored on.
+weechat FAQ questions (gold: their answer's text in the FAQ page). Every variant is reported on
+every set; the heading weight is also chosen on one product's questions (eyes17: the manual and
+scanned-page questions; weechat: the quickstart and FAQ questions) and scored on the other's.
 
     python bench/title_ablation.py            # /work/titles: documents, index, re-embedded vectors
 """
@@ -45,7 +47,7 @@ from tune_fusion import _metrics
 from ingest.embed import uses_titles
 from ingest.embedders import load_embedder
 from ingest.lang import detect_language
-from ingest.lexical import LexicalIndex
+from ingest.lexical import HEADING_WEIGHT, LexicalIndex
 from ingest.records import Passage
 from ingest.settings import load_settings
 from ingest.store import open_index
@@ -57,6 +59,18 @@ MANUALS = ROOT.parent / "shared" / "manuals"
 RESULTS = Path(__file__).resolve().parent / "results"
 CANDIDATES = 40
 TITLE_SLOT = "title: none"
+HEADING_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 2.0)
+
+
+def _lexical_name(weight: float) -> str:
+    return "text only" if weight == 0 else f"heading field x{weight:g}"
+
+
+def _product(set_name: str, question: dict) -> str:
+    """The product a question is about: eyes17 (manual, scanned pages) or weechat (quickstart, FAQ)."""
+    if set_name == "weechat-faq":
+        return "weechat"
+    return "eyes17" if question["gold"].startswith("eyes17") else "weechat"
 
 
 def documents(docs: Path) -> None:
@@ -147,23 +161,24 @@ def main() -> None:
             np.save(cache, embedder.embed_documents([c.text for c in chunks], titles=titles))
             print(f"{name}: {len(chunks)} chunks embedded in {time.perf_counter() - t0:.0f} s", flush=True)
         dense_variants[name] = np.load(cache)
-    lexical_variants = {  # the heading n times before the text (n = 1 is ingest.lexical.lexical_text)
-        ("text only", "heading + text", "heading x2 + text")[n]: LexicalIndex.build(
-            ((row, " ".join([_heading(c)] * n + [c.text])) for row, c in enumerate(chunks, start=1)),
-            version=0,
+    lexical_variants = {  # the heading path a field of each weight (0: the text only)
+        _lexical_name(w): LexicalIndex.build(
+            ((row, _heading(c), c.text) for row, c in enumerate(chunks, start=1)), version=0, heading_weight=w
         )
-        for n in (0, 1, 2)
+        for w in HEADING_WEIGHTS
     }
     base = ("no title", "text only")  # docqa before titles
     runs = [base, ("title=heading", "text only"), ("title=file+heading", "text only")]
-    runs += [("no title", "heading + text"), ("no title", "heading x2 + text")]
-    runs += [("title=heading", "heading + text")]  # docqa now
+    runs += [("no title", _lexical_name(1.0)), ("no title", _lexical_name(2.0))]
+    runs += [("title=heading", _lexical_name(w)) for w in HEADING_WEIGHTS if w]  # docqa: HEADING_WEIGHT
+    by_question: dict[str, list] = {}  # run -> [(product, rank)] over every set
 
     out: dict = {
         "embedder": embedder.name,
         "chunks": len(chunks),
         "dense_weight": settings.dense_weight,
         "same_language_bonus": settings.same_language_bonus,
+        "heading_weight_shipped": HEADING_WEIGHT,
         "sets": {},
     }
     for set_name, questions in question_sets().items():
@@ -187,7 +202,11 @@ def main() -> None:
                     )
                 passages = [_passage(by_id[c], s, r) for r, (c, s) in enumerate(fused[:10], start=1)]
                 hits = relevance([parse_gold(q["gold"])], passages)
-                ranks[q["lang"]].append(next((r for r, h in enumerate(hits, start=1) if h), None))
+                rank = next((r for r, h in enumerate(hits, start=1) if h), None)
+                ranks[q["lang"]].append(rank)
+                by_question.setdefault(f"{dense_name} | {lexical_name}", []).append(
+                    (_product(set_name, q), rank)
+                )
             per_run[f"{dense_name} | {lexical_name}"] = {
                 lang: _metrics(r) | {"n": len(r)} for lang, r in ranks.items() if r
             }
@@ -198,10 +217,40 @@ def main() -> None:
                 f"{lang} {m['ndcg@10']:.3f} / {m['r@1']:.2f} (n={m['n']})" for lang, m in langs.items()
             )
             print(f"  {run:45} {cells}")
+    out["heading_weight_held_out"] = _held_out_weight(by_question)
+    print("\nheading weight chosen on one product, scored on the other (nDCG@10, title=heading):")
+    for product, row in out["heading_weight_held_out"].items():
+        print(f"  {product}: {row}")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"title_ablation-{embedder.name}.json"
     path.write_text(json.dumps(out, indent=1), encoding="utf-8")
     print(f"\nwrote {path}")
+
+
+def _held_out_weight(by_question: dict[str, list]) -> dict[str, dict]:
+    """For each product: the heading weight that did best on the other product's questions (ties
+    to the nearer of 1), and the product's own nDCG@10 at that weight, at 1 and at 0."""
+    weights = [w for w in HEADING_WEIGHTS if w]
+
+    def ndcg(weight: float, product: str, same: bool) -> float:
+        rows = (
+            by_question[f"title=heading | {_lexical_name(weight)}"]
+            if weight
+            else by_question["title=heading | text only"]
+        )
+        return _metrics([r for p, r in rows if (p == product) == same])["ndcg@10"]
+
+    out = {}
+    for product in ("eyes17", "weechat"):
+        chosen = max(weights, key=lambda w: (round(ndcg(w, product, False), 6), -abs(w - 1)))
+        out[product] = {
+            "chosen_on_the_other": chosen,
+            "ndcg@10 at chosen": round(ndcg(chosen, product, True), 4),
+            "at 1": round(ndcg(1.0, product, True), 4),
+            "at 0": round(ndcg(0.0, product, True), 4),
+            "by weight": {str(w): round(ndcg(w, product, True), 4) for w in [0.0, *weights]},
+        }
+    return out
 
 
 def _passage(chunk, score: float, rank: int) -> Passage:
