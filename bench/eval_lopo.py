@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--folds", default=None, help="refold: a fit's JSON whose per-product models to score"
     )
+    parser.add_argument(
+        "--fit",
+        type=Path,
+        default=RESULTS / "eval_lopo-fit.json",
+        help="score: the fit whose held-out models decide (default: the last fit's results)",
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -523,7 +529,7 @@ def _score(work: Path, args, products) -> None:
     from rag.evaluate.summary import summarize
     from rag.refusal import RefusalModel, RefusalSignals, is_refusal, refusal
 
-    fit = json.loads((RESULTS / "eval_lopo-fit.json").read_text())
+    fit = json.loads(args.fit.read_text())
     signals = {r["key"]: r for r in _rows(work)}
     questions = {q.id: q for q in _selected(args, products)}
     by_product: dict[str, list] = defaultdict(list)
