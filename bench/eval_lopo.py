@@ -523,6 +523,7 @@ def _score(work: Path, args, products) -> None:
     """Each held-out product's runs with the decision fitted without it -> the e2e figures."""
 
     from ingest.records import Answer
+    from ingest.store import open_index
     from rag.evaluate.questions import load_questions
     from rag.evaluate.results import QuestionResult
     from rag.evaluate.score import score_question
@@ -534,6 +535,7 @@ def _score(work: Path, args, products) -> None:
     questions = {q.id: q for q in _selected(args, products)}
     by_product: dict[str, list] = defaultdict(list)
     summaries, missing = {}, 0
+    indexes = {}  # --gold-text: each run's index, opened once
     for held in products:
         model = RefusalModel.from_dict(fit["folds"][held])
         for run_dir in sorted((work / args.runs).glob(f"{held}-index-*")):
@@ -558,9 +560,14 @@ def _score(work: Path, args, products) -> None:
                         result, asked[result.id], refusal(row["answer_lang"]), score_question, Answer
                     )
                 if args.gold_text:
-                    result = _gold_text_hit(result, dev, work / run_dir.name.split("-", 1)[1])
+                    index_dir = work / run_dir.name.split("-", 1)[1]
+                    if index_dir not in indexes:
+                        indexes[index_dir] = open_index(index_dir)
+                    result = _gold_text_hit(result, dev, indexes[index_dir])
                 by_product[held].append((dev.kind, result))
         summaries[held] = summarize([r for _, r in by_product[held]])
+    for index in indexes.values():
+        index.close()
     everything = [pair for pairs in by_product.values() for pair in pairs]
     report = {
         "command": "python bench/eval_lopo.py " + " ".join(sys.argv[1:]),
@@ -581,17 +588,14 @@ def _score(work: Path, args, products) -> None:
     _markdown(rows, ("n", *HEADLINE, "latency_p50"), work / "e2e-table.md")
 
 
-def _gold_text_hit(result, dev: lopo_data.DevQuestion, index_dir: Path):
-    """``result`` with a citation hit where a cited chunk of another file holds the answer's first
-    100 characters (answers of 60 characters or more; retrieval scores unchanged)."""
-    from ingest.store import open_index
-
-    head = " ".join(dev.answer.split())[:100]
-    if result.answer.refused or result.scores.get("citation_hit") != 0.0 or len(head) < 60:
+def _gold_text_hit(result, dev: lopo_data.DevQuestion, index):
+    """``result`` with a citation hit where a cited chunk of another file (in ``index``) holds the
+    answer's head (``lopo_data.answer_head``); retrieval scores unchanged."""
+    head = lopo_data.answer_head(dev.answer)
+    if result.answer.refused or result.scores.get("citation_hit") != 0.0 or not head:
         return result
-    with open_index(index_dir) as index:
-        cited = index.get_chunks([c["chunk_id"] for c in result.answer.citations])  # a record: dicts
-    if not any(head in " ".join(c.text.split()) for c in cited):
+    cited = index.get_chunks([c["chunk_id"] for c in result.answer.citations])  # a record: dicts
+    if not any(lopo_data.holds_answer(c.text, head) for c in cited):
         return result
     return dataclasses.replace(result, scores={**result.scores, "citation_hit": 1.0})
 

@@ -72,6 +72,23 @@ def answer_path(record: dict) -> str:
     return f"answers/{product_of(record)}-{record['lang']}/{record['id']}.txt"
 
 
+def answer_head(answer: str) -> str:
+    """What ``--gold-text`` looks for in another file: the answer's first 100 characters, spaces
+    collapsed; "" for an answer under 60 characters (a short one, "Yes.", is in many texts by
+    chance). harden's FAQ answers are copied inside one long answer (bench/README.md).
+
+    >>> answer_head("Yes.")
+    ''
+    """
+    head = " ".join(answer.split())[:100]
+    return head if len(head) >= 60 else ""
+
+
+def holds_answer(text: str, head: str) -> bool:
+    """Whether ``text`` holds ``head`` (an ``answer_head``), spaces collapsed."""
+    return bool(head) and head in " ".join(text.split())
+
+
 def write_documents(docs: Path) -> int:
     """One file per answer under ``docs``; files already right are left alone. Returns the count."""
     records = dev_records()

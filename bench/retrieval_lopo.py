@@ -139,12 +139,14 @@ def main() -> None:
     chunk_doc = {cid: Path(c.source).stem for cid, c in chunks.items()}
     holding = [frozenset() for _ in questions]
     if args.gold_text:  # among each question's candidates, the chunks of other files holding its answer
-        flat = {cid: " ".join(c.text.split()) for cid, c in chunks.items()}
         for i, q in enumerate(questions):
-            head = " ".join(q["answer"].split())[:100]
+            head = lopo_data.answer_head(q["answer"])
             candidates = {cid for cid, _ in dense[i] + lexical[i]}
-            if len(head) >= 60:  # a short answer ("Yes.") is in many texts by chance
-                holding[i] = frozenset(c for c in candidates if chunk_doc[c] != q["id"] and head in flat[c])
+            holding[i] = frozenset(
+                c
+                for c in candidates
+                if chunk_doc[c] != q["id"] and lopo_data.holds_answer(chunks[c].text, head)
+            )
         print(
             f"{sum(bool(h) for h in holding)} questions have their answer's text in another file", flush=True
         )
