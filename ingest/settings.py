@@ -91,10 +91,13 @@ class Settings:
     # models_dir/.derived ('docqa models fetch' does it). int8 vectors differ from fp32 ones, so
     # an index built with "torch"/"onnx" is used with one of those two, or rebuilt.
     embed_backend: str = "onnx-int8"
-    # Passages given to the generator. 3 with context_tokens 300: the gold page of the sample
-    # manuals' questions is in the top 3 for 24-25 of 26 (top 1: 19), and the prompt stays ~350
-    # new tokens, about 3 s to the first token on 2 CPU cores (bench/bench_generation.py).
-    top_k: int = 3
+    # Passages given to the generator (and shown as the answer's sources). 1: shown three, the
+    # 0.5B generator answers from a neighbour of the best one as often as not (dev answers ranked
+    # first by retrieval: 31 of 45 cited with 3 passages, 44 of 45 with 1; where the gold was
+    # ranked 2nd-3rd it found it 5 times in 26; bench/passage_choice.py), so one passage with the
+    # whole context_tokens budget cites better end to end (bench/eval_lopo.py; bench/README.md).
+    # A larger generator may earn more: raise it here or in the app's sidebar.
+    top_k: int = 1
     # Weight of the dense score in the fusion; the lexical (BM25) score gets 1 - dense_weight.
     # 0.6 for English and Spanish alike (bench/tune_fusion.py, EmbeddingGemma): the real manuals'
     # questions (corpus/questions.jsonl) want 0.3-0.6 (hit@1 18/26 at 0.6 vs 13/26 dense only),

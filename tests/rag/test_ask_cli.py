@@ -83,7 +83,7 @@ def test_ask_streams_the_answer_then_citations_and_timings(minilm_index, openai_
     )
     assert "first token" in lines[-1] and "prompt" in lines[-1]
 
-    result = _docqa(*args, "--generator", "openai", "--json", env=env)
+    result = _docqa(*args, "--generator", "openai", "-k", "2", "--json", env=env)
     data = json.loads(result.stdout)
     assert data["text"] == "Connect the signal to A1 [2]." and data["invalid_citations"] == 1
     assert data["citations"][0]["number"] == 2 and data["timings"]["total"] > 0

@@ -124,11 +124,11 @@ def test_question_is_answered_with_citations_and_follow_up_uses_history(
 def test_settings_reach_the_engine(index_dir: Path, embedder: HashEmbedder) -> None:
     generator = ReplayGenerator("Conecte el cable rojo [1].")
     at = _app(embedder, generator)
-    at.sidebar.slider(key="top_k").set_value(1)
+    at.sidebar.slider(key="top_k").set_value(2)
     at.sidebar.radio(key="answer_language").set_value("es")
     _ask(at, "How do I measure a voltage?")
     prompt = "\n".join(m.content for m in generator.prompts[0])
-    assert "[2]" not in prompt  # one passage
+    assert "[2]" in prompt and "[3]" not in prompt  # two passages, not the default one
     assert "answer in es" in _texts(at.caption)
 
 
