@@ -10,7 +10,8 @@ among them. Only the number of passages changes between the runs.
 
     python bench/passage_choice.py --k 3,1      # /work/lopo (eval_lopo.py build) -> results/passage_choice.json
 
-Each ``k``'s rows go to ``<work>/passage_choice/k<K>.jsonl`` as they finish (a rerun resumes).
+Each ``k``'s rows go to ``<work>/passage_choice/k<K>.jsonl`` as they finish (a rerun resumes);
+the summary compares the questions asked under every ``k`` (``--no-run``: those recorded so far).
 """
 
 from __future__ import annotations
@@ -35,16 +36,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", default="/work/lopo", help="eval_lopo.py's work folder")
     parser.add_argument("--k", default="3,1", help="passages shown to the generator, one run each")
     parser.add_argument("--per-group", type=int, default=20, help="questions per product and language")
+    parser.add_argument("--no-run", action="store_true", help="only summarise the rows recorded so far")
     args = parser.parse_args(argv)
     work = Path(args.work)
     ks = [int(k) for k in args.k.split(",")]
     sample = _sample(args.per_group)
-    for k in ks:
-        _run(work, k, sample)
+    if not args.no_run:
+        for k in ks:
+            _run(work, k, sample)
+    rows = {k: {row["id"]: row for row in _load(work, k)} for k in ks}
+    paired = [q.id for q in sample if all(q.id in rows[k] for k in ks)]  # asked under every k
     report = {
         "command": "python bench/passage_choice.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "questions": len(sample),
-        "by_k": {k: _summary(_load(work, k)) for k in ks},
+        "paired": len(paired),
+        "by_k": {k: _summary([rows[k][i] for i in paired]) for k in ks},
     }
     (RESULTS / "passage_choice.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

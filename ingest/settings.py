@@ -93,8 +93,8 @@ class Settings:
     embed_backend: str = "onnx-int8"
     # Passages given to the generator (and shown as the answer's sources). 1: shown three, the
     # 0.5B generator answers from a neighbour of the best one as often as not (dev answers ranked
-    # first by retrieval: 31 of 45 cited with 3 passages, 44 of 45 with 1; where the gold was
-    # ranked 2nd-3rd it found it 5 times in 26; bench/passage_choice.py), so one passage with the
+    # first by retrieval: 33 of 47 cited with 3 passages, 46 of 47 with 1; where the gold was
+    # ranked 2nd-3rd it found it 4 times in 20; bench/passage_choice.py), so one passage with the
     # whole context_tokens budget cites better end to end (bench/eval_lopo.py; bench/README.md).
     # A larger generator may earn more: raise it here or in the app's sidebar.
     top_k: int = 1
