@@ -42,8 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     ks = [int(k) for k in args.k.split(",")]
     sample = _sample(args.per_group)
     if not args.no_run:
+        models = None  # the embedder and generator, loaded once for every k that has questions left
         for k in ks:
-            _run(work, k, sample)
+            done = {row["id"] for row in _load(work, k)}
+            todo = [q for q in sample if q.id not in done]
+            if todo:
+                models = models or eval_lopo._models(work)
+                _run(work, k, todo, models)
     rows = {k: {row["id"]: row for row in _load(work, k)} for k in ks}
     paired = [q.id for q in sample if all(q.id in rows[k] for k in ks)]  # asked under every k
     report = {
@@ -74,14 +79,10 @@ def _load(work: Path, k: int) -> list[dict]:
     return [json.loads(line) for line in path.open()] if path.is_file() else []
 
 
-def _run(work: Path, k: int, sample: list[lopo_data.DevQuestion]) -> None:
+def _run(work: Path, k: int, todo: list[lopo_data.DevQuestion], models) -> None:
+    """Ask ``todo`` with ``k`` passages shown; rows appended to ``_path(work, k)``."""
     path = _path(work, k)
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = {row["id"] for row in _load(work, k)}
-    todo = [q for q in sample if q.id not in done]
-    if not todo:
-        return
-    models = eval_lopo._models(work)
     engine = eval_lopo._engines(work, ["index-all"], models, refusal_model=eval_lopo._never_refusing(models))[
         "index-all"
     ]
