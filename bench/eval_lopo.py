@@ -54,6 +54,20 @@ def main(argv: list[str] | None = None) -> None:
         "--folds", default=None, help="refold: a fit's JSON whose per-product models to score"
     )
     parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="signals: an earlier signals.jsonl; e2e: an earlier runs folder. A question whose "
+        "passages for the prompt are those of that measurement keeps its probe and its answer "
+        "(the same prompt gives the same greedy output) instead of running the generator again",
+    )
+    parser.add_argument(
+        "--reused-with",
+        default="",
+        help="with --reuse: the settings that measurement ran with where they differ from today's, "
+        "comma-separated, e.g. dense_weight=0.6",
+    )
+    parser.add_argument(
         "--fit",
         type=Path,
         default=RESULTS / "eval_lopo-fit.json",
@@ -147,6 +161,8 @@ def _signals(work: Path, args, products) -> None:
     engines = _engines(
         work, sorted({q.index for q in questions}), models, refusal_model=_never_refusing(models)
     )
+    earlier = _Earlier(engines, args) if args.reuse else None
+    old_rows = {r["key"]: r for r in map(json.loads, args.reuse.open())} if earlier else {}
     start = time.perf_counter()
     with path.open("a", encoding="utf-8") as out:
         for i, q in enumerate(questions, 1):
@@ -157,7 +173,14 @@ def _signals(work: Path, args, products) -> None:
             t0 = time.perf_counter()
             passages = engine.retrieve(question)
             shown, messages = engine.prompt(question, passages, language=lang)
-            signals = engine.signals(question, passages, shown, messages, lang)  # as the engine measures
+            old = old_rows.get(_key(q))
+            if earlier is not None and old is not None and earlier.same(q.index, question, passages):
+                signals = dataclasses.replace(  # the same prompt: the same probe
+                    _prompt_signals(question, passages, shown, lang), probability=old["probability"]
+                )
+            else:
+                old = None
+                signals = engine.signals(question, passages, shown, messages, lang)  # as the engine measures
             gold_rank = next((p.rank for p in passages if q.gold and p.source.endswith(q.gold)), None)
             row = {
                 "key": _key(q),
@@ -184,13 +207,50 @@ def _signals(work: Path, args, products) -> None:
                     }
                     for p in passages
                 ],
-                "seconds": round(time.perf_counter() - t0, 3),
+                "seconds": round(time.perf_counter() - t0, 3) if old is None else old["seconds"],
+                "reused": old is not None,
             }
             out.write(json.dumps(row) + "\n")
             out.flush()
             if i % 20 == 0 or i == len(questions):
                 rate = i / (time.perf_counter() - start)
                 print(f"signals {i}/{len(questions)} ({rate:.2f}/s)", file=sys.stderr, flush=True)
+    if earlier is not None:
+        print(f"{earlier.reused} of {earlier.asked} probes reused from {args.reuse}", file=sys.stderr)
+
+
+def _prompt_signals(question: str, passages, shown, lang: str):
+    """The signals that need no generator (the probe's probability left None)."""
+    from rag.refusal import RefusalSignals, overlap, relevance
+
+    return RefusalSignals(relevance(passages), overlap(question, shown), None, lang)
+
+
+class _Earlier:
+    """An earlier measurement's settings, to tell which questions' prompts are unchanged.
+
+    ``same`` retrieves ``top_k`` passages as that measurement did (``--reused-with``) and compares
+    them with today's: the same chunks in the same order make the same prompt, so the generator's
+    probe and greedy answer would be the same too, and are reused. Retrieval is redone; only the
+    generator is spared.
+    """
+
+    def __init__(self, engines, args) -> None:
+        from rag.engine import Engine
+
+        changes = dict(kv.split("=", 1) for kv in args.reused_with.split(",") if kv.strip())
+        self.engines = {
+            name: Engine(e.settings.replace(**changes), e.index, e.embedder, e.generator)
+            for name, e in engines.items()
+        }
+        self.asked = self.reused = 0
+
+    def same(self, index_name: str, question: str, passages) -> bool:
+        old = self.engines[index_name].retrieve(question)
+        self.asked += 1
+        same = [p.chunk_id for p in old] == [p.chunk_id for p in passages]
+        self.reused += same
+        return same
 
 
 def _auc(positive: list[float], negative: list[float]) -> float | None:
@@ -431,12 +491,16 @@ def _e2e(work: Path, args, products) -> None:
     for held in products:
         mine = [q for q in questions if q.product == held]
         engines = _engines(work, sorted({q.index for q in mine}), models, refusal_model=never)
-        for index_name, engine in engines.items():
+        for engine in engines.values():
             engine.settings = engine.settings.replace(min_relevance=0.0)  # decided in ``score``
+        earlier = _Earlier(engines, args) if args.reuse else None
+        for index_name, engine in engines.items():
             subset = [q for q in mine if q.index == index_name]
             qfile = work / "questions" / f"{held}-{index_name}.jsonl"
             qfile.parent.mkdir(exist_ok=True)
             qfile.write_text("".join(json.dumps(q.as_eval_row(), ensure_ascii=False) + "\n" for q in subset))
+            if earlier is not None:
+                engine = _Replaying(engine, earlier, index_name, args.reuse / f"{held}-{index_name}")
             run = evaluate(
                 load_questions(qfile),
                 engine,
@@ -446,6 +510,66 @@ def _e2e(work: Path, args, products) -> None:
             )
             print(f"{held} {index_name}: {_brief(run.summary['all'])}", file=sys.stderr, flush=True)
             engine.close()
+        if earlier is not None:
+            print(f"{held}: {earlier.reused} of {earlier.asked} answers reused", file=sys.stderr)
+
+
+class _Replaying:
+    """An engine for ``evaluate`` that gives an earlier run's answer (``--reuse``) to a question
+    whose prompt passages are unchanged (``_Earlier.same``) and asks ``engine`` otherwise."""
+
+    def __init__(self, engine, earlier: _Earlier, index_name: str, run_dir: Path) -> None:
+        from rag.evaluate.results import QuestionResult
+
+        self.engine, self.earlier, self.index_name = engine, earlier, index_name
+        results = run_dir / "results.jsonl"
+        lines = results.open(encoding="utf-8") if results.is_file() else ()
+        self.answers = {
+            r.question: r.answer for r in (QuestionResult.from_json(json.loads(x)) for x in lines)
+        }
+
+    def retrieve(self, question: str, **options):
+        return self.engine.retrieve(question, **options)
+
+    def ask(self, question: str, **options):
+        record = self.answers.get(question)
+        if record is not None and not options.get("scope"):
+            given = self.engine.retrieve(question)
+            if self.earlier.same(self.index_name, question, given):
+                replayed = _replayed(record, question, given, self.engine._language(question, ()))
+                if replayed is not None:
+                    return replayed
+        return self.engine.ask(question, **options)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _replayed(record, question: str, given, lang: str):
+    """An earlier run's answer (``AnswerRecord``) as the ``Answer`` the engine gave, over the same
+    passages ``given``; None if it cites a chunk they do not hold."""
+    from ingest.records import Answer, Citation, Timings
+
+    by_id = {p.chunk_id: p for p in given}
+    if any(c["chunk_id"] not in by_id for c in record.citations):
+        return None
+    citations = tuple(
+        Citation(c["number"], c["chunk_id"], c["source"], c["page"], by_id[c["chunk_id"]].heading, "")
+        for c in record.citations
+    )
+    fields = {f.name for f in dataclasses.fields(Timings)}
+    return Answer(
+        question=question,
+        text=record.text,
+        citations=citations,
+        refused=record.refused,
+        unsupported=record.unsupported,
+        passages=tuple(given),
+        lang=lang,
+        timings=Timings(**{k: v for k, v in record.timings.items() if k in fields}),
+        refusal_score=record.refusal_score,
+        extracted=record.extracted,
+    )
 
 
 def _extract(work: Path, args, products) -> None:
