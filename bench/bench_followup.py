@@ -22,7 +22,7 @@ from pathlib import Path
 from ingest.records import Message
 from ingest.settings import load_settings
 from rag.engine import open_engine
-from rag.retrieve import retrieve
+from rag.retrieve import dense_weight_for, retrieve
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,7 +95,7 @@ def main() -> None:
             engine.index,
             engine.embedder,
             k=args.k,
-            dense_weight=settings.dense_weight,
+            dense_weight=dense_weight_for(settings.dense_weight, engine.embedder.name),
             lang=lang,
             lang_bonus=settings.same_language_bonus,
         )

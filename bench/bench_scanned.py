@@ -147,7 +147,7 @@ def _check_questions(questions: list[dict]) -> None:
 
 def _hits(questions: list[dict], index_dir: Path, embedder, settings) -> dict:
     from ingest.store import open_index
-    from rag.retrieve import retrieve
+    from rag.retrieve import dense_weight_for, retrieve
 
     per_question = []
     with open_index(index_dir) as index:
@@ -158,7 +158,7 @@ def _hits(questions: list[dict], index_dir: Path, embedder, settings) -> dict:
                 index,
                 embedder,
                 k=5,
-                dense_weight=settings.dense_weight,
+                dense_weight=dense_weight_for(settings.dense_weight, embedder.name),
                 lang=q["lang"],
                 lang_bonus=settings.same_language_bonus,
             )

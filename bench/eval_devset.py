@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     from rag.engine import open_engine
     from rag.evaluate import evaluate, load_questions
     from rag.evaluate.report import format_table, write_report
+    from rag.retrieve import dense_weight_for
 
     products = _products(args.products)
     key = "+".join(products)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 "embedder": embedder.name,
                 "products": key,
                 "top_k": settings.top_k,
-                "dense_weight": settings.dense_weight,
+                "dense_weight": dense_weight_for(settings.dense_weight, embedder.name),
                 "generator": None if args.retrieval_only else settings.generator,
             },
         )

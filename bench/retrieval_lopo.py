@@ -46,7 +46,7 @@ from ingest.embedders import load_embedder
 from ingest.lang import detect_language
 from ingest.settings import load_settings
 from ingest.store import open_index
-from rag.retrieve import fuse, lexical_query
+from rag.retrieve import dense_weight_for, fuse, lexical_query
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 BONUSES = [0.0, 0.1, 0.2, 0.3]
@@ -94,7 +94,7 @@ def _best(ranks: dict, questions: list[dict], default: tuple, options: list, pro
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=Path("/work/lopo/index-all"))
-    parser.add_argument("--weight", type=float, default=load_settings().dense_weight)
+    parser.add_argument("--weight", type=float, default=None, help="default: the embedder's own")
     parser.add_argument("--bonus", type=float, default=load_settings().same_language_bonus)
     parser.add_argument("--embed-backend", default="torch", help="the backend the index was built with")
     parser.add_argument("--name", default="", help="added to the results file's name")
@@ -119,6 +119,8 @@ def main() -> None:
     with open_index(args.index) as index:
         embedder = load_embedder(load_settings(index_dir=args.index, embed_backend=args.embed_backend))
         print(f"{len(questions)} questions, {index.count()} chunks; {embedder.name}", flush=True)
+        if args.weight is None:
+            args.weight = dense_weight_for(load_settings().dense_weight, embedder.name)
         t0 = time.perf_counter()
         cached = args.index.parent / f"{args.index.name}-question-vectors.npy"  # beside the index
         texts = [q["question"] for q in questions]

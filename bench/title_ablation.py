@@ -52,7 +52,7 @@ from ingest.records import Passage
 from ingest.settings import load_settings
 from ingest.store import open_index
 from rag.evaluate.gold import parse_gold, relevance
-from rag.retrieve import fuse, lexical_query
+from rag.retrieve import dense_weight_for, fuse, lexical_query
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUALS = ROOT.parent / "shared" / "manuals"
@@ -176,7 +176,7 @@ def main() -> None:
     out: dict = {
         "embedder": embedder.name,
         "chunks": len(chunks),
-        "dense_weight": settings.dense_weight,
+        "dense_weight": dense_weight_for(settings.dense_weight, embedder.name),
         "same_language_bonus": settings.same_language_bonus,
         "heading_weight_shipped": HEADING_WEIGHT,
         "sets": {},
@@ -193,7 +193,7 @@ def main() -> None:
                 dense = [(ids[i], float(scores[i])) for i in top]
                 lex = [(ids[r - 1], s) for r, s in lexical.search(lexical_query(q["question"]), CANDIDATES)]
                 q_lang = detect_language(q["question"])
-                fused = fuse(dense, lex, settings.dense_weight)
+                fused = fuse(dense, lex, dense_weight_for(settings.dense_weight, embedder.name))
                 if settings.same_language_bonus and q_lang != "und":
                     bonus = settings.same_language_bonus
                     fused = sorted(

@@ -99,13 +99,9 @@ class Settings:
     # A larger generator may earn more: raise it here or in the app's sidebar.
     top_k: int = 1
     # Weight of the dense score in the fusion; the lexical (BM25) score gets 1 - dense_weight.
-    # 0.9, chosen leave-one-product-out on the dev set (bench/retrieval_lopo.py: every fold picks
-    # 0.9-1.0 by nDCG@10 among the answers and the full corpus) and end to end with one passage
-    # shown (bench/eval_lopo.py, held out, 0.6 -> 0.9: citation hit 0.689 -> 0.706, Spanish
-    # 0.507 -> 0.592, answerable refused 0.210 -> 0.200, unanswerable refused 0.895 -> 0.902).
-    # On the sample manuals two Spanish questions then cite another page saying the same.
-    # Dense alone (1.0) measures about the same held out; 0.9 keeps a say for exact terms ("A1").
-    dense_weight: float = 0.9
+    # Negative: the embedder's own weight (``rag.retrieve.DENSE_WEIGHT``, chosen leave-one-product-
+    # out on the dev set: EmbeddingGemma 0.9, all-MiniLM-L6-v2 0.6); 0..1 sets it for any embedder.
+    dense_weight: float = -1.0
     # Added to the fused score of passages in the question's language (manuals often ship in
     # several languages): nDCG@10 +0.001 en / +0.018 es on the dev set at 0.1.
     same_language_bonus: float = 0.1
@@ -168,7 +164,7 @@ class Settings:
             "use a Milvus Lite file ending in .db, or a server URL such as http://localhost:19530",
         )
         _check(1 <= self.top_k <= 50, "top_k", self.top_k, "use 1 to 50")
-        _check(0.0 <= self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1")
+        _check(self.dense_weight <= 1.0, "dense_weight", self.dense_weight, "use 0 to 1, or -1 for auto")
         _check(
             0.0 <= self.same_language_bonus <= 1.0,
             "same_language_bonus",

@@ -44,7 +44,7 @@ from rag.refusal import (
     refusal,
     relevance,
 )
-from rag.retrieve import retrieve, search_query
+from rag.retrieve import dense_weight_for, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used
@@ -126,7 +126,7 @@ class Engine:
             self.index,
             self.embedder,
             k=k or self.settings.top_k,
-            dense_weight=self.settings.dense_weight,
+            dense_weight=dense_weight_for(self.settings.dense_weight, self.embedder.name),
             lang=lang,
             lang_bonus=self.settings.same_language_bonus,
             scope=scope,

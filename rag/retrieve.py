@@ -30,12 +30,35 @@ from ingest.store_protocol import Store
 from rag.scope import scope_sources
 from rag.text import content_words
 
+# The dense score's weight in the fusion, per embedder, when the settings leave it to the embedder
+# (``dense_weight`` < 0). Chosen leave-one-product-out on the dev set (bench/retrieval_lopo.py) and,
+# for the default embedder, end to end (bench/eval_lopo.py, bench/README.md):
+# - EmbeddingGemma: every fold picks 0.9-1.0 (answers nDCG@10 en/es 0.872/0.734 at 0.9, 0.839/0.730
+#   at 0.6); end to end, one passage shown, citation hit 0.689 -> 0.706 (Spanish 0.507 -> 0.592)
+#   with refusals level.
+# - all-MiniLM-L6-v2 (English-only): folds pick 0.5-0.7; its Spanish falls from 0.543 at 0.6 to
+#   0.441 at 0.9, where the lexical side finds what the dense side cannot read.
+# Other embedders get DEFAULT_DENSE_WEIGHT, the former default for every embedder.
+DENSE_WEIGHT = {"embeddinggemma-300m": 0.9, "all-minilm-l6-v2": 0.6}
+DEFAULT_DENSE_WEIGHT = 0.6
 CANDIDATES_PER_K = 4  # each retriever returns 4k candidates: enough for fusion to reorder
 MIN_CANDIDATES = 20
 # A chunk that starts mid-line ("PV2 range is -3.3 to 3.3.") is shown with the line's start
 # ("PV1 range is -5 to 5. "): the 0.5B model otherwise read PV2's range as PV1's. 63 of the
 # sample corpus's 380 chunks get one; 240 characters is about 60 tokens at most.
 LEAD_IN_CHARS = 240
+
+
+def dense_weight_for(setting: float, embedder_name: str) -> float:
+    """The fusion weight to use: ``setting`` when it is 0..1, else the embedder's own.
+
+    >>> dense_weight_for(-1.0, "embeddinggemma-300m+onnx-int8"), dense_weight_for(0.3, "x")
+    (0.9, 0.3)
+    """
+    if setting >= 0:
+        return setting
+    base = embedder_name.split("+", 1)[0]  # "embeddinggemma-300m+onnx-int8": the model's own weight
+    return DENSE_WEIGHT.get(embedder_name, DENSE_WEIGHT.get(base, DEFAULT_DENSE_WEIGHT))
 
 
 def retrieve(

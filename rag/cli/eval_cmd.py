@@ -104,6 +104,7 @@ def evaluate(
     from rag.engine import open_engine
     from rag.evaluate import load_questions
     from rag.evaluate.report import format_table, write_report
+    from rag.retrieve import dense_weight_for
 
     settings = settings_from(
         config, index_dir=index_dir, models_dir=models_dir, embedder=embedder, generator=generator
@@ -121,7 +122,7 @@ def evaluate(
         "embedder": engine.embedder.name,
         "generator": None if retrieval_only else settings.generator,
         "top_k": settings.top_k,
-        "dense_weight": settings.dense_weight,
+        "dense_weight": dense_weight_for(settings.dense_weight, engine.embedder.name),
     }
     options = dict(retrieval_only=retrieval_only, k=k, limit=limit, sample=sample, seed=seed, judge=grader)
     try:

@@ -87,3 +87,18 @@ def test_search_query_prefixes_the_previous_user_turn():
 def test_search_query_without_a_previous_user_turn_is_the_question():
     assert search_query("And its range?") == "And its range?"
     assert search_query("And its range?", [Message("assistant", "Hello")]) == "And its range?"
+
+
+def test_the_fusion_weight_is_the_embedders_unless_set():
+    from ingest.errors import ConfigError
+    from ingest.settings import Settings
+    from rag.retrieve import DEFAULT_DENSE_WEIGHT, dense_weight_for
+
+    auto = Settings().dense_weight
+    assert auto < 0  # the default leaves it to the embedder
+    assert dense_weight_for(auto, "embeddinggemma-300m+onnx-int8") == 0.9
+    assert dense_weight_for(auto, "all-minilm-l6-v2") == 0.6
+    assert dense_weight_for(auto, "someone-elses-model") == DEFAULT_DENSE_WEIGHT
+    assert dense_weight_for(Settings().replace(dense_weight="0.3").dense_weight, "embeddinggemma-300m") == 0.3
+    with pytest.raises(ConfigError, match="dense_weight"):
+        Settings().replace(dense_weight=1.5)
