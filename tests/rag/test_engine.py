@@ -248,3 +248,21 @@ def test_refusal_probability_setting_is_validated(tmp_path):
     settings = _settings(tmp_path)
     with pytest.raises(ConfigError, match="refusal_probability"):
         settings.replace(refusal_probability=1.5)
+
+
+def test_a_longer_list_ranks_its_head_as_the_answer_does(tmp_path):
+    """``docqa eval`` scores a top 10 while the answer is shown ``top_k`` passages: fusion's
+    min-max scaling depends on how many candidates each search returns, so both must come from
+    the same candidates or the eval's rank 1 is not the passage the answer saw."""
+    import random
+
+    from tests.rag.conftest import MemoryIndex, make_chunk
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(40)]
+    chunks = [make_chunk(i, " ".join(rng.choices(words, k=12))) for i in range(60)]
+    embedder = HashEmbedder()
+    engine = Engine(_settings(tmp_path, top_k=1), MemoryIndex(chunks, embedder), embedder, ReplayGenerator())
+    questions = [" ".join(rng.choices(words, k=4)) for _ in range(80)]
+    heads = [(engine.retrieve(q)[0].chunk_id, engine.retrieve(q, k=10)[0].chunk_id) for q in questions]
+    assert all(shown == listed for shown, listed in heads), sum(a != b for a, b in heads)
