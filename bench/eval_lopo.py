@@ -506,7 +506,16 @@ def _e2e(work: Path, args, products) -> None:
                 engine,
                 out_dir=work / args.runs / f"{held}-{index_name}",
                 k=10,
-                describe={"product": held, "index": index_name, "refusal": "decided in score"},
+                describe={
+                    "product": held,
+                    "index": index_name,
+                    "refusal": "decided in score",
+                    **(
+                        {"reused": f"{args.reuse} ({args.reused_with or 'same settings'})"}
+                        if args.reuse
+                        else {}
+                    ),
+                },
             )
             print(f"{held} {index_name}: {_brief(run.summary['all'])}", file=sys.stderr, flush=True)
             engine.close()

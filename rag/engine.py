@@ -44,7 +44,7 @@ from rag.refusal import (
     refusal,
     relevance,
 )
-from rag.retrieve import CANDIDATES_PER_K, MIN_CANDIDATES, dense_weight_for, retrieve, search_query
+from rag.retrieve import candidates_for, dense_weight_for, retrieve, search_query
 
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used
@@ -125,7 +125,7 @@ class Engine:
         # Fusion scales each search's scores over its candidates, so a longer list (docqa eval's
         # top 10) gets the candidates of the answer's own search (top_k) whenever they cover it:
         # its head is then the passage the answer was shown.
-        candidates = max(CANDIDATES_PER_K * self.settings.top_k, MIN_CANDIDATES, k)
+        candidates = max(candidates_for(self.settings.top_k), k)
         return retrieve(
             query,
             self.index,

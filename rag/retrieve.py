@@ -61,6 +61,15 @@ def dense_weight_for(setting: float, embedder_name: str) -> float:
     return DENSE_WEIGHT.get(embedder_name, DENSE_WEIGHT.get(base, DEFAULT_DENSE_WEIGHT))
 
 
+def candidates_for(k: int) -> int:
+    """How many hits each search returns for a list of ``k`` passages: enough for fusion to reorder.
+
+    >>> candidates_for(1), candidates_for(10)
+    (20, 40)
+    """
+    return max(CANDIDATES_PER_K * k, MIN_CANDIDATES)
+
+
 def retrieve(
     question: str,
     index: Store,
@@ -83,7 +92,7 @@ def retrieve(
         embedder: the embedder the index was built with.
         k: passages to return.
         dense_weight: weight of the dense score; the lexical score gets the rest.
-        candidates: how many each retriever returns (default ``max(4k, 20)``).
+        candidates: how many each retriever returns (default ``candidates_for(k)``).
         lang: the question's language; with ``lang_bonus``, passages in it are preferred.
         lang_bonus: added to the fused score of passages in ``lang`` (manuals often come in
             several languages, and a cross-lingual embedder finds the same page in each).
@@ -100,7 +109,7 @@ def retrieve(
         EmptyScope: the scope matches no document, or its documents hold no passage in its
             languages.
     """
-    n = candidates or max(CANDIDATES_PER_K * k, MIN_CANDIDATES)
+    n = candidates or candidates_for(k)
     sources = scope_sources(scope, index.files()) if scope else None
     languages = frozenset(scope.languages) if scope else frozenset()
     dense: list[tuple[str, float]] = []
