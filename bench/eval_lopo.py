@@ -327,12 +327,14 @@ def _fit(work: Path, args, products) -> None:
             if r["product"] == held:
                 decisions[r["key"]] = model.refuses(signals(r))
     table = _refusal_table(rows, decisions)
+    by_gold = _by_gold_rank(rows, decisions)
     shipped = fit_refusal_model(
         [signals(r) for r in rows],
         [not r["answerable"] for r in rows],
         embedder=embedder,
         generator=generator,
-        fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py)",
+        fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py; "
+        f"probe on {settings.generator_runtime})",
     )
     aucs = _signal_aucs(rows)
     report = {
@@ -340,12 +342,18 @@ def _fit(work: Path, args, products) -> None:
         "questions": len(rows),
         "signal_auc": aucs,
         "held_out": table,
+        "held_out_by_gold_rank": by_gold,
         "folds": folds,
         "shipped": shipped.as_dict(),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "eval_lopo-fit.json").write_text(json.dumps(report, indent=1) + "\n")
     _print_refusal_table(table)
+    print(
+        f"answerable, gold first: {by_gold['gold_first']['answered']:.3f} answered of "
+        f"{by_gold['gold_first']['n']}; gold not first: {by_gold['gold_not_first']['answered']:.3f} of "
+        f"{by_gold['gold_not_first']['n']}; answered with the gold first: {by_gold['answered_gold_first']:.3f}"
+    )
     for name, by_lang in aucs.items():
         print(f"AUC {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in by_lang.items() if v is not None))
     _plot_refusal_table(table, RESULTS / "eval_lopo-fit.png")
@@ -417,6 +425,27 @@ def _refusal_table(rows: list[dict], refused: dict[str, bool]) -> dict:
                 table.setdefault(f"mean-of-products/{lang}", {})[name] = sum(values) / len(values)
                 table.setdefault(f"worst-product/{lang}", {})[name] = min(values)
     return table
+
+
+def _by_gold_rank(rows: list[dict], refused: dict[str, bool]) -> dict:
+    """The answerable FAQ questions (kind "answerable") split by whether retrieval ranked their
+    gold first, i.e. whether the one passage shown holds the answer: the share of each the
+    decision lets through, and the share of answered questions whose passage is the gold (about
+    the citation hit the answers can reach, since the answer cites the passage it was shown).
+
+    >>> rows = [{"key": k, "kind": "answerable", "gold_rank": g} for k, g in (("a", 1), ("b", 1), ("c", None))]
+    >>> _by_gold_rank(rows, {"a": False, "b": True, "c": False})["answered_gold_first"]
+    0.5
+    """
+    answerable = [r for r in rows if r["kind"] == "answerable"]
+    first = [not refused[r["key"]] for r in answerable if r["gold_rank"] == 1]
+    other = [not refused[r["key"]] for r in answerable if r["gold_rank"] != 1]
+    answered = sum(first) + sum(other)
+    return {
+        "gold_first": {"n": len(first), "answered": _share(first)},
+        "gold_not_first": {"n": len(other), "answered": _share(other)},
+        "answered_gold_first": sum(first) / answered if answered else None,
+    }
 
 
 def _share(flags: list[bool]) -> float | None:

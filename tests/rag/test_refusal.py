@@ -93,6 +93,19 @@ def test_shipped_models_use_this_versions_features():
         assert load_refusal_model(entry["embedder"], entry["generator"]) is not None
 
 
+def test_every_bundled_generator_has_a_decision_for_the_default_embedder():
+    """Without one, a bundled generator would answer behind retrieval's gate alone."""
+    from ingest.embedders import embedder_name
+    from ingest.registry import BUNDLED
+    from ingest.settings import Settings
+
+    embedder = embedder_name(Settings())
+    generators = [name for name, spec in BUNDLED.items() if spec.role == "generator"]
+    assert generators
+    for generator in generators:
+        assert load_refusal_model(embedder, generator) is not None, generator
+
+
 def test_overlap_counts_question_words_in_the_passages():
     from ingest.records import Passage
 
