@@ -12,12 +12,23 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# llama-cpp-python (in the dev extra) is compiled from source by pip. Portable x86-64 flags:
-# -march=native crashed in the first decode on an AMX/AVX-512 VM; tools, tests, server and the
-# multimodal library are left out. About 14 min on the busy 2-core VM, once: pip caches the
-# wheel, so later installs take seconds. That cache does not know the flags: after changing
-# them, reinstall with CMAKE_ARGS set and pip's --no-cache-dir --force-reinstall.
+# llama-cpp-python (in the dev extra) is compiled from source by pip, for the CPU it is built on:
+# AVX2 always, and the AVX-512 / VNNI / VBMI / BF16 extensions this CPU lists in /proc/cpuinfo
+# (on the 2-core VM they make Qwen 1.5B's first token 2.74 s instead of 3.79 s,
+# bench/results/first_token-1.5b-llama.cpp-avx*.json). Named flags, not -march=native, which
+# crashed in the first decode on an AMX/AVX-512 VM; AMX stays off. Tools, tests, server and the
+# multimodal library are left out. 3.5 min on the quiet 2-core VM (14 on a busy one), once: pip
+# caches the wheel, so later installs take seconds. That cache does not know the flags: after
+# changing them, or moving to another CPU, reinstall with CMAKE_ARGS set and pip's --no-cache-dir
+# --force-reinstall (LLAMA_CPU_ARGS= builds the portable AVX2 library).
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+LLAMA_CPU_ARGS ?= $(if $(filter avx512f,$(CPU_FLAGS)),-DGGML_AVX512=ON) \
+	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) \
+	$(if $(filter avx512vbmi,$(CPU_FLAGS)),-DGGML_AVX512_VBMI=ON) \
+	$(if $(filter avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON) \
+	$(if $(filter avx_vnni,$(CPU_FLAGS)),-DGGML_AVX_VNNI=ON)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	$(strip $(LLAMA_CPU_ARGS)) \
 	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
 	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAVA_BUILD=OFF
 

@@ -5,7 +5,8 @@ then decoding); the first token is the first streamed piece. Questions alternate
 Spanish, so the prompt prefix the runtime can reuse changes language at every question (the worst
 case for a prefix cache); ``--order grouped`` asks all English ones first. Prints p50/p95 of the
 first token over the questions the model read (not those refused by retrieval's gate), the total
-time, the runtime and the load average, and writes ``bench/results/first_token.json``.
+time, the runtime and the load average, and writes ``bench/results/first_token-RUNTIME-ORDER.json``
+(or ``--out``).
 
     python bench/bench_first_token.py --index /work/lopo/index-all --questions 40
 """
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=40, help="how many, half per language")
     parser.add_argument("--order", choices=["alternate", "grouped"], default="alternate")
     parser.add_argument("--runtime", default=None, help="generator_runtime (default: the settings')")
+    parser.add_argument(
+        "--out", default=None, help="results file name (default: first_token-RUNTIME-ORDER.json)"
+    )
     args = parser.parse_args(argv)
 
     import lopo_data
@@ -95,8 +99,12 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_mean": round(statistics.mean(r["load"] for r in rows), 2),
         "rows": rows,
     }
+    if runtime == "llama.cpp":  # which CPU features the llama.cpp build uses (AVX2 only, AVX-512)
+        import llama_cpp
+
+        report["llama_cpp_system_info"] = llama_cpp.llama_print_system_info().decode().strip()
     RESULTS.mkdir(exist_ok=True)
-    name = f"first_token-{runtime}-{args.order}.json"
+    name = args.out or f"first_token-{runtime}-{args.order}.json"
     (RESULTS / name).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1))
 
