@@ -33,9 +33,9 @@ from rag.text import content_words
 # The dense score's weight in the fusion, per embedder, when the settings leave it to the embedder
 # (``dense_weight`` < 0). Chosen leave-one-product-out on the dev set (bench/retrieval_lopo.py) and,
 # for the default embedder, end to end (bench/eval_lopo.py, bench/README.md):
-# - EmbeddingGemma: every fold picks 0.9-1.0 (answers nDCG@10 en/es 0.872/0.734 at 0.9, 0.839/0.730
-#   at 0.6); end to end, one passage shown, citation hit 0.689 -> 0.706 (Spanish 0.507 -> 0.592)
-#   with refusals level.
+# - EmbeddingGemma: every fold picks 0.9-1.0 (answers nDCG@10 en/es 0.864/0.724 at 0.9, 0.839/0.730
+#   at 0.6, on the int8 index that ships); end to end, one passage shown, citation hit 0.689 ->
+#   0.706 (Spanish 0.507 -> 0.592) with refusals level.
 # - all-MiniLM-L6-v2 (English-only): folds pick 0.5-0.7; its Spanish falls from 0.543 at 0.6 to
 #   0.441 at 0.9, where the lexical side finds what the dense side cannot read.
 # Other embedders get DEFAULT_DENSE_WEIGHT, the former default for every embedder.
