@@ -37,10 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="3,1", help="passages shown to the generator, one run each")
     parser.add_argument("--per-group", type=int, default=20, help="questions per product and language")
     parser.add_argument("--no-run", action="store_true", help="only summarise the rows recorded so far")
+    parser.add_argument("--out", default="passage_choice", help="the summary's name under bench/results/")
     args = parser.parse_args(argv)
     work = Path(args.work)
     ks = [int(k) for k in args.k.split(",")]
     sample = _sample(args.per_group)
+    settings = eval_lopo._settings(work)
     if not args.no_run:
         models = None  # the embedder and generator, loaded once for every k that has questions left
         for k in ks:
@@ -53,11 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     paired = [q.id for q in sample if all(q.id in rows[k] for k in ks)]  # asked under every k
     report = {
         "command": "python bench/passage_choice.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "generator": f"{settings.generator} on {settings.generator_runtime}",
         "questions": len(sample),
         "paired": len(paired),
         "by_k": {k: _summary([rows[k][i] for i in paired]) for k in ks},
     }
-    (RESULTS / "passage_choice.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
 
