@@ -303,6 +303,7 @@ def _signals_of(r: dict):
 
 
 def _fit(work: Path, args, products) -> None:
+    from rag.generate import runtime_for
     from rag.refusal_fit import fit_refusal_model
 
     rows = [r for r in _rows(work) if r["product"] in products]
@@ -334,7 +335,7 @@ def _fit(work: Path, args, products) -> None:
         embedder=embedder,
         generator=generator,
         fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py; "
-        f"probe on {settings.generator_runtime})",
+        f"probe on {runtime_for(settings)})",
     )
     aucs = _signal_aucs(rows)
     report = {

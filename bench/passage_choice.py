@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_lopo
 import lopo_data
 
+from rag.generate import runtime_for
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     paired = [q.id for q in sample if all(q.id in rows[k] for k in ks)]  # asked under every k
     report = {
         "command": "python bench/passage_choice.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "generator": f"{settings.generator} on {settings.generator_runtime}",
+        "generator": f"{settings.generator} on {runtime_for(settings)}",
         "questions": len(sample),
         "paired": len(paired),
         "by_k": {k: _summary([rows[k][i] for i in paired]) for k in ks},

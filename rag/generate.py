@@ -266,7 +266,9 @@ def accepts_avoid(generator: Generator) -> bool:
 
 def resolve_runtime(runtime: str, folder: str | Path) -> str:
     """The runtime a local generator folder runs on: ``runtime`` itself unless it is "auto", which
-    means llama.cpp when llama-cpp-python is installed and the folder holds its GGUF, else torch.
+    means llama.cpp when llama-cpp-python is installed and the folder holds its GGUF, else torch;
+    a bundled model's folder (named after it) takes its own runtime where both can run
+    (``ModelSpec.runtime``: torch for the 0.5B, llama.cpp for the 1.5B).
 
     >>> resolve_runtime("torch", "/nowhere"), resolve_runtime("auto", "/nowhere")
     ('torch', 'torch')
@@ -275,10 +277,21 @@ def resolve_runtime(runtime: str, folder: str | Path) -> str:
         return runtime
     import importlib.util
 
-    from ingest.registry import GGUF_FILE
+    from ingest.registry import BUNDLED, GGUF_FILE
 
     gguf = (Path(folder) / GGUF_FILE).is_file()
-    return "llama.cpp" if gguf and importlib.util.find_spec("llama_cpp") is not None else "torch"
+    if not gguf or importlib.util.find_spec("llama_cpp") is None:
+        return "torch"
+    spec = BUNDLED.get(Path(folder).name)
+    return spec.runtime if spec is not None and spec.role == "generator" else "llama.cpp"
+
+
+def runtime_for(settings: Settings) -> str:
+    """The runtime ``load_generator(settings)`` runs its generator on ("openai" for a server)."""
+    if settings.generator == "openai":
+        return "openai"
+    folder = resolve_model(settings.generator, "generator", settings.models_dir)
+    return resolve_runtime(settings.generator_runtime, folder)
 
 
 def load_generator(settings: Settings) -> Generator:
@@ -306,7 +319,7 @@ def load_generator(settings: Settings) -> Generator:
             f"no generator {settings.generator!r}: give a bundled name ('docqa models list'), a "
             "transformers model folder, or 'openai'"
         )
-    if resolve_runtime(settings.generator_runtime, folder) == "llama.cpp":
+    if runtime_for(settings) == "llama.cpp":
         from rag.llamacpp_generator import LlamaCppGenerator
 
         return LlamaCppGenerator(folder, threads=settings.threads)

@@ -108,8 +108,9 @@ def list_(as_json: bool, models_dir: Path | None) -> None:
         click.echo(f"{s.name:30} {s.role:9} {default:8} {mark:7} {size:>9}  {s.licence:20} {s.path}")
     on = ", ".join(f"{name} on {runtime}" for name, runtime in runtimes.items())
     click.echo(
-        f"generators run: {on} (generator_runtime = {settings.generator_runtime}: auto takes "
-        f"llama.cpp for the folders' {registry.GGUF_FILE} when llama-cpp-python is installed, else torch)"
+        f"generators run: {on} (generator_runtime = {settings.generator_runtime}: auto runs each "
+        f"bundled generator on its own runtime, a folder with {registry.GGUF_FILE} on llama.cpp, "
+        "torch where llama-cpp-python is not installed)"
     )
 
 

@@ -20,9 +20,10 @@ from click.testing import CliRunner
 
 from ingest.errors import ConfigError, GeneratorUnavailable
 from ingest.records import Message, Passage
+from ingest.registry import STAMP
 from ingest.settings import Settings
 from rag.cli import cli
-from rag.generate import load_generator, resolve_runtime
+from rag.generate import load_generator, resolve_runtime, runtime_for
 from rag.prompt import build_prompt
 from rag.refusal import refusal
 from tests.offline_audit import run_offline
@@ -54,7 +55,7 @@ def _messages(question: str, passages=(PV1,), language: str = "en") -> list[Mess
 
 
 def test_the_runtime_setting_is_checked() -> None:
-    assert Settings().generator_runtime == "torch"
+    assert Settings().generator_runtime == "auto"
     assert Settings(generator_runtime="llama.cpp").generator_runtime == "llama.cpp"
     with pytest.raises(ConfigError, match=r"generator_runtime.*auto, torch, llama\.cpp"):
         Settings(generator_runtime="onnx")
@@ -96,6 +97,30 @@ def test_auto_takes_llama_cpp_only_where_it_can_run(tmp_path: Path, monkeypatch)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name))
     assert resolve_runtime("auto", tmp_path) == "torch"  # llama-cpp-python missing
+
+
+def test_auto_runs_each_bundled_generator_on_its_own_runtime(tmp_path: Path, monkeypatch) -> None:
+    """The 0.5B on torch (its decision's probe, the first token sooner), the 1.5B on llama.cpp
+    (2.7 s to the first token against 5-15 s on torch); a local folder by its GGUF."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: object() if name == "llama_cpp" else real(name)
+    )
+    for name in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct", "my-own-model"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.gguf").write_bytes(b"")
+        (tmp_path / name / STAMP).write_text("")  # as `docqa models fetch` leaves it
+    assert resolve_runtime("auto", tmp_path / "qwen2.5-coder-0.5b-instruct") == "torch"
+    assert resolve_runtime("auto", tmp_path / "qwen2.5-coder-1.5b-instruct") == "llama.cpp"
+    assert resolve_runtime("auto", tmp_path / "my-own-model") == "llama.cpp"
+    assert resolve_runtime("torch", tmp_path / "qwen2.5-coder-1.5b-instruct") == "torch"  # asked for: kept
+    assert resolve_runtime("llama.cpp", tmp_path / "qwen2.5-coder-0.5b-instruct") == "llama.cpp"
+    settings = Settings(generator="qwen2.5-coder-1.5b-instruct", models_dir=tmp_path)
+    assert (
+        runtime_for(settings) == "llama.cpp" and runtime_for(settings.replace(generator="openai")) == "openai"
+    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name))
+    assert resolve_runtime("auto", tmp_path / "qwen2.5-coder-1.5b-instruct") == "torch"  # not installed
 
 
 # ---------------------------------------------------------------- the real model
