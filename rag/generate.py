@@ -319,7 +319,7 @@ def load_generator(settings: Settings) -> Generator:
             f"no generator {settings.generator!r}: give a bundled name ('docqa models list'), a "
             "transformers model folder, or 'openai'"
         )
-    if runtime_for(settings) == "llama.cpp":
+    if resolve_runtime(settings.generator_runtime, folder) == "llama.cpp":
         from rag.llamacpp_generator import LlamaCppGenerator
 
         return LlamaCppGenerator(folder, threads=settings.threads)
