@@ -303,7 +303,6 @@ def _signals_of(r: dict):
 
 
 def _fit(work: Path, args, products) -> None:
-    from rag.generate import runtime_for
     from rag.refusal_fit import fit_refusal_model
 
     rows = [r for r in _rows(work) if r["product"] in products]
@@ -335,7 +334,7 @@ def _fit(work: Path, args, products) -> None:
         embedder=embedder,
         generator=generator,
         fitted_on=f"dev set, {len(rows)} questions of {', '.join(products)} (bench/eval_lopo.py; "
-        f"probe on {runtime_for(settings)})",
+        f"probe on {_runtime_label(settings)})",
     )
     aucs = _signal_aucs(rows)
     report = {
@@ -426,6 +425,18 @@ def _refusal_table(rows: list[dict], refused: dict[str, bool]) -> dict:
                 table.setdefault(f"mean-of-products/{lang}", {})[name] = sum(values) / len(values)
                 table.setdefault(f"worst-product/{lang}", {})[name] = min(values)
     return table
+
+
+def _runtime_label(settings) -> str:
+    """The runtime the settings run the generator on; the setting itself when the generator is not
+    fetched here (fitting reads stored signals and needs no generator)."""
+    from ingest.errors import ModelNotFound
+    from rag.generate import runtime_for
+
+    try:
+        return runtime_for(settings)
+    except ModelNotFound:
+        return settings.generator_runtime
 
 
 def _by_gold_rank(rows: list[dict], refused: dict[str, bool]) -> dict:
