@@ -13,10 +13,13 @@ dense search against exact, an nprobe sweep on the store's own IVF index, the le
 against FTS5's ``bm25()`` over every word (the engine before, and the peer, timed) and against
 rank-bm25 (up to ``--rank-bm25-up-to``), build time, peak RSS, disk and load average.
 ``--lexical-quality``: dev-set nDCG@10 of lexical search (no embedder needed); ``--real-ivf``: IVF
-recall on real embeddings; ``--faiss``: FAISS alone, flat vs IVF, on clustered and random vectors.
+recall on real embeddings; ``--real-index``: the store's IVF built and calibrated on an existing
+index's real vectors, the real questions' recall at the calibrated count; ``--faiss``: FAISS alone,
+flat vs IVF, on clustered and random vectors.
 
     python bench/bench_retrieval.py --sizes 100000 1000000 --reference-queries 30 --lexical-quality
     python bench/bench_retrieval.py --sizes --real-ivf all-minilm-l6-v2 --real-pieces 3000
+    python bench/bench_retrieval.py --sizes --real-index /work/full/index --out results/bench_retrieval-real-index.json
 """
 
 from __future__ import annotations
@@ -503,6 +506,76 @@ def bench_real_ivf(name: str, pieces: int, queries: int = 400) -> dict:
     return out
 
 
+def bench_real_index(folder: Path, queries: int = 453) -> dict:
+    """IVF on an existing index's REAL vectors, as ``ingest.store`` would build it at that count:
+    the lists trained on the store's sample, lists per query calibrated on the store's own
+    queries (``Index.calibration_queries``: 12 consecutive words of ~200 stored chunks, encoded by
+    the index's embedder), then recall@10 of the real FAQ questions against exact search at the
+    calibrated count, at the former 1/32 rule, and swept; the calibration queries' recall swept
+    beside them (do they stand in for questions?). Read only: nothing in ``folder`` is written."""
+    import faiss
+
+    from ingest import catalog
+    from ingest.embedders import load_embedder
+    from ingest.settings import load_settings
+    from ingest.vectors import RECALL_TARGET, build_vectors
+
+    embedder = load_embedder(load_settings(index_dir=folder))
+    with open_index(folder, embedder_name=embedder.name, encode_queries=embedder.embed_queries) as index:
+        count = index.count()
+        t0 = time.perf_counter()
+        with catalog.snapshot(index._conn):
+            sample = index._training_sample(count)
+            calibration = index.calibration_queries()
+            calibrate_s = time.perf_counter() - t0  # sampling the chunks and encoding the queries
+            batches = list(catalog.iter_vectors(index._conn))
+            ivf = build_vectors(index.dim, count, batches, sample, 1, lambda: calibration)
+    vectors = np.concatenate([v for _, v in batches])
+    ids = np.concatenate([np.asarray(i) for i, _ in batches])
+    built_s = time.perf_counter() - t0
+    qv = np.asarray(embedder.embed_queries(_questions()[:queries]), dtype=np.float32)
+    flat = faiss.IndexFlatIP(index.dim)
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def truth(q: np.ndarray) -> list[set[int]]:
+        return [set(ids[row].tolist()) for row in flat.search(q, 10)[1]]
+
+    exact = {"questions": truth(qv), "calibration": truth(calibration)}
+    nlist, chosen = int(ivf._index.nlist), int(ivf._index.nprobe)
+    out: dict = {
+        "index": str(folder),
+        "embedder": embedder.name,
+        "vectors": count,
+        "nlist": nlist,
+        "target": RECALL_TARGET,
+        "calibrated_nprobe": chosen,
+        "calibration_recall": ivf.recall,
+        "calibration_queries": len(calibration),
+        "calibration_queries_s": round(calibrate_s, 1),
+        "build_and_calibrate_s": round(built_s, 1),
+        "rule_nprobe": nprobe_for(nlist),
+        "questions": len(qv),
+        "sweep": {},
+    }
+    for nprobe in sorted({4, 8, 16, 24, 32, 48, 64, nprobe_for(nlist), chosen} - {0}):
+        ivf._index.nprobe = min(nprobe, nlist)
+        row = {}
+        for name, q in (("questions", qv), ("calibration", calibration)):
+            row[name] = float(
+                np.mean(
+                    [
+                        len(t & {i for i, _ in ivf.search(v, 10)}) / 10
+                        for t, v in zip(exact[name], q, strict=True)
+                    ]
+                )
+            )
+        out["sweep"][str(nprobe)] = row
+    out["questions_recall_calibrated"] = out["sweep"][str(chosen)]["questions"]
+    out["questions_recall_rule"] = out["sweep"][str(nprobe_for(nlist))]["questions"]
+    out["loadavg"] = _load()
+    return out
+
+
 def bench_lexical_quality(folder: Path = Path("/tmp/docqa-bench-lexical-quality")) -> dict:
     """Lexical retrieval quality on the real dev set, no embedder needed: every manual page cut into
     1,000-character pieces plus every FAQ answer as a document of its own (12k docs, as in
@@ -613,6 +686,9 @@ def main() -> None:
     parser.add_argument(
         "--real-pieces", type=int, default=20_000, help="manual pieces embedded for --real-ivf"
     )
+    parser.add_argument(
+        "--real-index", type=Path, default=None, help="also IVF built and calibrated on this index's vectors"
+    )
     parser.add_argument("--embedder", default=None, help="also time query embedding with this model")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_retrieval.json")
     args = parser.parse_args()
@@ -665,6 +741,10 @@ def main() -> None:
         r = bench_real_ivf(args.real_ivf, args.real_pieces)
         report["real_ivf"] = r
         print(f"\nIVF on real embeddings: {r}", flush=True)
+    if args.real_index:
+        r = bench_real_index(args.real_index)
+        report["real_index"] = r
+        print(f"\nIVF calibrated on a real index: {json.dumps(r, indent=1)}", flush=True)
     if args.embedder:
         r = bench_embedding(args.embedder)
         report["query_embedding"] = r

@@ -277,6 +277,22 @@ def sample_vectors(conn: sqlite3.Connection, count: int, want: int, at_least: in
     return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), -1)
 
 
+def sample_texts(conn: sqlite3.Connection, want: int) -> list[str]:
+    """The texts of about ``want`` chunks at rowids spread evenly over the catalog (each target
+    rowid's chunk or the next one), by rowid without repeats."""
+    low, high = conn.execute("SELECT min(rowid), max(rowid) FROM chunks").fetchone()
+    if low is None or want <= 0:
+        return []
+    seen: dict[int, str] = {}
+    for target in np.unique(np.linspace(low, high, min(want, high - low + 1)).astype(np.int64)):
+        row = conn.execute(
+            "SELECT rowid, text FROM chunks WHERE rowid >= ? ORDER BY rowid LIMIT 1", (int(target),)
+        ).fetchone()
+        if row is not None:
+            seen[row[0]] = row[1]
+    return [seen[r] for r in sorted(seen)]
+
+
 def file_states(conn: sqlite3.Connection, root: str) -> dict[str, FileState]:
     rows = conn.execute("SELECT path, sha256, size, mtime, status, reason FROM files WHERE root = ?", (root,))
     return {row[0]: FileState(*row[1:]) for row in rows}

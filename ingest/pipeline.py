@@ -68,7 +68,7 @@ def ingest_folder(
     if not folder.is_dir():
         raise NothingToIndex(f"{folder} is not a folder; give the folder that holds your documents")
     root = folder.resolve()
-    with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+    with _open_for_writing(settings, index_dir, embedder) as index:
         index.begin_write()  # a second writer fails now, not after the scan
         states = index.file_states(str(root))
         found = list(
@@ -135,7 +135,7 @@ def ingest_paths(
     if not root.is_dir():
         raise NothingToIndex(f"{root} is not a folder; save the files in a folder first")
     root = root.resolve()
-    with open_store(settings, index_dir, embedder_name=embedder.name, create=True, dim=embedder.dim) as index:
+    with _open_for_writing(settings, index_dir, embedder) as index:
         index.begin_write()
         states = index.file_states(str(root))
         reuse = _same_titles(index, root, embedder)
@@ -211,6 +211,19 @@ def remove_document(index_dir: Path, path: str | Path, settings: Settings | None
         index.remove_file(matches[0].root, matches[0].path)
         index.commit()
         return True
+
+
+def _open_for_writing(settings: Settings, index_dir: Path, embedder: Embedder) -> Index:
+    """The index ``embedder`` writes to, created if missing; an IVF index it trains has its
+    lists per query calibrated on the embedder's own queries (``ingest.store.open_index``)."""
+    return open_store(
+        settings,
+        index_dir,
+        embedder_name=embedder.name,
+        create=True,
+        dim=embedder.dim,
+        encode_queries=embedder.embed_queries,
+    )
 
 
 def _run(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from ingest.lexical import LEXICAL, LexicalIndex
 from ingest.records import Chunk
 from ingest.vectors import (
     ANN_THRESHOLD,
+    CALIBRATION_QUERIES,
     IVF,
     TRAIN_POINTS_PER_LIST,
     FlatVectors,
@@ -71,6 +72,7 @@ def open_index(
     create: bool = False,
     dim: int | None = None,
     ann_threshold: int | None = None,
+    encode_queries: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Index:
     """Open an index folder, checking it was built with the embedder asked for.
 
@@ -81,6 +83,10 @@ def open_index(
         dim: refuse the index if its vectors have another size (None: any).
         ann_threshold: vector count from which ``commit`` writes an IVF index instead of an exact
             flat one (default ``ingest.vectors.ANN_THRESHOLD``).
+        encode_queries: the embedder's query encoding (``Embedder.embed_queries``); when ``commit``
+            trains an IVF index, the lists it probes per query are calibrated on queries made
+            from the stored chunks (``Index.calibration_queries``). None: the default rule
+            (``ingest.vectors.nprobe_for``).
 
     Raises:
         IndexNotFound, IndexCorrupt, EmbedderMismatch.
@@ -121,7 +127,7 @@ def open_index(
     except BaseException:
         conn.close()
         raise
-    return Index(index_dir, conn, built, built_dim, ann_threshold)
+    return Index(index_dir, conn, built, built_dim, ann_threshold, encode_queries)
 
 
 def _is_corrupt(err: sqlite3.DatabaseError) -> bool:
@@ -169,11 +175,13 @@ class Index:
         embedder: str,
         dim: int,
         ann_threshold: int | None = None,
+        encode_queries: Callable[[list[str]], np.ndarray] | None = None,
     ) -> None:
         self.path = index_dir
         self.embedder = embedder
         self.dim = dim
         self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
+        self._encode_queries = encode_queries
         self._lexical = LexicalIndex()  # version -1: not loaded yet
         self._lexical_saved = -1
         self._conn = conn
@@ -362,7 +370,8 @@ class Index:
                 return
             with _writing(self.path, VECTORS):
                 self._vectors.save(self.path / VECTORS)
-            old = {k: v for k, v in self.manifest.items() if k not in ("nlist", "nprobe", "trained_for")}
+            ivf_keys = ("nlist", "nprobe", "nprobe_recall", "trained_for")
+            old = {k: v for k, v in self.manifest.items() if k not in ivf_keys}
             manifest = old | {
                 "format": FORMAT,
                 "embedder": self.embedder,
@@ -445,7 +454,9 @@ class Index:
         if stamp == version and (self.path / VECTORS).is_file():
             try:
                 trained = int(manifest["trained_for"]) if manifest.get("trained_for") else None
-                vectors = load_vectors(self.path / VECTORS, self.dim, trained)
+                recall = manifest.get("nprobe_recall")  # set only where calibrate chose nprobe
+                nprobe = int(manifest["nprobe"]) if recall is not None and manifest.get("nprobe") else None
+                vectors = load_vectors(self.path / VECTORS, self.dim, trained, nprobe, recall)
             except ValueError:
                 vectors = None
             if vectors is not None and vectors.count() == self.count():
@@ -461,8 +472,30 @@ class Index:
             ivf = fit and plan(count, self.ann_threshold) == IVF
             sample = self._training_sample(count) if ivf else None
             threshold = self.ann_threshold if ivf else count + 1
-            vectors = build_vectors(self.dim, count, catalog.iter_vectors(self._conn), sample, threshold)
+            queries = self.calibration_queries if ivf and self._encode_queries is not None else None
+            vectors = build_vectors(
+                self.dim, count, catalog.iter_vectors(self._conn), sample, threshold, queries
+            )
         self._vectors, self._vectors_version = vectors, version
+
+    def calibration_queries(self, want: int = CALIBRATION_QUERIES, words: int = 12) -> np.ndarray:
+        """Query vectors for ``IVFVectors.calibrate``: ``words`` consecutive words (at a seeded
+        random place) of about ``want`` chunks spread over the catalog, encoded as queries.
+
+        Made from the documents themselves, they ask what the index can be asked; on real
+        EmbeddingGemma vectors they need a few more lists than real questions do (bench/README.md).
+        """
+        if self._encode_queries is None:
+            raise ValueError("no query encoder was given to open_index")
+        rng = np.random.default_rng(0)
+        queries = []
+        for text in catalog.sample_texts(self._conn, want):
+            parts = text.split()
+            start = int(rng.integers(0, len(parts) - words + 1)) if len(parts) > words else 0
+            queries.append(" ".join(parts[start : start + words]))
+        if not queries:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.asarray(self._encode_queries(queries), dtype=np.float32)
 
     def _training_sample(self, count: int) -> np.ndarray:
         """About ``TRAIN_POINTS_PER_LIST`` vectors per IVF list, at rowids spread evenly over the

@@ -9,7 +9,10 @@ unchanged. This module chooses; it does not open, search or write anything itsel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from ingest.settings import Settings
 from ingest.store import Index, open_index
@@ -22,13 +25,15 @@ def open_store(
     embedder_name: str | None = None,
     create: bool = False,
     dim: int | None = None,
+    encode_queries: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Index:
     """Open the index in ``index_dir`` (default ``settings.index_dir``) with the settings' store.
 
     Args:
         settings: ``store``, ``milvus_uri`` and ``milvus_collection`` are read.
         index_dir: the index folder; its catalog is the truth whichever the store.
-        embedder_name, create, dim: as for ``ingest.store.open_index``.
+        embedder_name, create, dim, encode_queries: as for ``ingest.store.open_index``
+            (Milvus has no use for ``encode_queries``).
 
     Raises:
         IndexNotFound, IndexCorrupt, EmbedderMismatch; with Milvus also IndexBusy (a Milvus Lite
@@ -46,4 +51,6 @@ def open_store(
             create=create,
             dim=dim,
         )
-    return open_index(folder, embedder_name=embedder_name, create=create, dim=dim)
+    return open_index(
+        folder, embedder_name=embedder_name, create=create, dim=dim, encode_queries=encode_queries
+    )

@@ -4,10 +4,12 @@ The catalog (``catalog.sqlite``) keeps every chunk's vector, so this file is a c
 always be rebuilt from it (see ``ingest.store``). ``FlatVectors`` is exact inner-product search
 (cosine on normalised vectors) in an ``IndexIDMap2``, so one document's vectors can be removed.
 ``IVFVectors`` is an ``IndexIVFFlat`` (inner product, ids kept by the inverted lists, so removal
-by id works too) for large indexes: about 2*sqrt(N) lists trained on the stored vectors, and
-1/32 of them (at least 16) probed per query. ``plan`` says which one fits a vector count (flat below
-``ANN_THRESHOLD``) and ``needs_rebuild`` when the one in hand no longer fits (the count crossed
-the threshold, or grew or shrank ``GROWTH`` times since the lists were trained).
+by id works too) for large indexes: about 2*sqrt(N) lists trained on the stored vectors, and as
+many of them probed per query as ``IVFVectors.calibrate`` finds keep ``RECALL_TARGET`` of exact
+search's top 10 for query-like vectors (1/32 of them, at least 16, when nothing calibrated it).
+``plan`` says which one fits a vector count (flat below ``ANN_THRESHOLD``) and ``needs_rebuild``
+when the one in hand no longer fits (the count crossed the threshold, or grew or shrank
+``GROWTH`` times since the lists were trained).
 HNSW is not used: FAISS cannot remove ids from it.
 
 It does not know about files, chunks or versions: ``ingest.store`` does.
@@ -16,7 +18,7 @@ It does not know about files, chunks or versions: ``ingest.store`` does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,13 @@ ANN_THRESHOLD = 50_000
 GROWTH = 4  # retrain the IVF lists when the count is GROWTH times above or below the trained one
 TRAIN_POINTS_PER_LIST = 39  # k-means sample: FAISS's minimum per centroid (cost grows with it)
 TRAIN_ITERATIONS = 10
+# IVFVectors.calibrate: the share of exact search's top 10 the probed lists must hold, on how many
+# query vectors. On the dev corpus's real EmbeddingGemma vectors (12,556 chunks, 224 lists), the
+# 453 FAQ questions needed 24 lists for 0.95 and 1/32 of the lists (16) gave 0.931; queries made of
+# 12 consecutive words of the stored chunks (``ingest.store``) track them from below (0.912 at 16,
+# 0.943 at 24, 0.957 at 32), so calibrating on those errs towards probing more (bench/README.md).
+RECALL_TARGET = 0.95
+CALIBRATION_QUERIES = 200
 
 FLAT, IVF = "faiss-flat-ip", "faiss-ivf-flat-ip"
 
@@ -127,15 +136,26 @@ class IVFVectors(FlatVectors):
         dim: vector size.
         index: a trained ``faiss.IndexIVFFlat``.
         trained_for: the vector count the lists were sized and trained for.
+        nprobe: lists searched per query (a calibrated value, from the manifest); default
+            ``nprobe_for(nlist)``.
+        recall: the recall@10 ``calibrate`` measured at ``nprobe`` (None: not calibrated).
     """
 
     kind = IVF
 
-    def __init__(self, dim: int, index: object, trained_for: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        index: object,
+        trained_for: int,
+        nprobe: int | None = None,
+        recall: float | None = None,
+    ) -> None:
         self.dim = dim
         self._index = index
         self.trained_for = trained_for
-        index.nprobe = nprobe_for(index.nlist)
+        index.nprobe = min(int(index.nlist), nprobe) if nprobe else nprobe_for(index.nlist)
+        self.recall = recall if nprobe else None
 
     @classmethod
     def train(cls, dim: int, sample: np.ndarray, count: int) -> IVFVectors:
@@ -159,18 +179,68 @@ class IVFVectors(FlatVectors):
 
         return faiss.SearchParametersIVF(sel=selector, nprobe=int(self._index.nlist))  # every list
 
-    def params(self) -> dict[str, int | str]:
+    def calibrate(self, queries: np.ndarray, target: float = RECALL_TARGET, k: int = 10) -> float:
+        """Probe the fewest lists (at least ``nprobe_for``'s) whose top ``k`` holds ``target`` of
+        exact search's top ``k`` for ``queries``, on average; returns the recall reached there.
+
+        Exact search is the same index with every list probed. The counts tried grow by half at
+        each step (16, 24, 36, ...), up to every list, which is exact search and recall 1.
+        Calibrate on query-like vectors: the stored vectors themselves sit inside their own lists
+        and ask for fewer (``RECALL_TARGET``'s comment).
+        """
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        nlist = int(self._index.nlist)
+        k = min(k, self.count())
+        if len(queries) == 0 or k <= 0:
+            return 1.0
+        every = faiss.SearchParametersIVF(nprobe=nlist)
+        _, exact = self._index.search(queries, k, params=every)
+        truth = [set(row[row >= 0].tolist()) for row in exact]
+        nprobe = nprobe_for(nlist)
+        while True:
+            _, found = self._index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+            recall = float(
+                np.mean(
+                    [len(t & set(f.tolist())) / max(1, len(t)) for t, f in zip(truth, found, strict=True)]
+                )
+            )
+            if recall >= target or nprobe >= nlist:
+                break
+            nprobe = min(nlist, nprobe + max(1, nprobe // 2))
+        self._index.nprobe = nprobe
+        self.recall = round(recall, 4)
+        return self.recall
+
+    def params(self) -> dict[str, int | str | float]:
         nlist, nprobe = int(self._index.nlist), int(self._index.nprobe)
-        return {"vector_store": self.kind, "nlist": nlist, "nprobe": nprobe, "trained_for": self.trained_for}
+        out: dict[str, int | str | float] = {
+            "vector_store": self.kind,
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "trained_for": self.trained_for,
+        }
+        if self.recall is not None:
+            out["nprobe_recall"] = self.recall  # what calibrate measured at nprobe
+        return out
 
 
-def load_vectors(path: Path, dim: int, trained_for: int | None = None) -> FlatVectors:
+def load_vectors(
+    path: Path,
+    dim: int,
+    trained_for: int | None = None,
+    nprobe: int | None = None,
+    recall: float | None = None,
+) -> FlatVectors:
     """Read a FAISS file written by ``save``: a ``FlatVectors`` or an ``IVFVectors``.
 
     Args:
         path: the file.
         dim: the vector size expected.
         trained_for: the count an IVF index was trained for (the manifest's); default its size.
+        nprobe, recall: an IVF index's calibrated lists per query and the recall measured there
+            (the manifest's); default ``nprobe_for``'s rule.
 
     Raises:
         ValueError: unreadable, of another size, or an index type this module does not write.
@@ -184,7 +254,7 @@ def load_vectors(path: Path, dim: int, trained_for: int | None = None) -> FlatVe
     if index.d != dim:
         raise ValueError(f"FAISS file {path} holds vectors of size {index.d}, expected {dim}")
     if isinstance(index, faiss.IndexIVFFlat) and index.metric_type == faiss.METRIC_INNER_PRODUCT:
-        return IVFVectors(dim, index, trained_for or int(index.ntotal))
+        return IVFVectors(dim, index, trained_for or int(index.ntotal), nprobe, recall)
     if isinstance(index, faiss.IndexIDMap2) and index.metric_type == faiss.METRIC_INNER_PRODUCT:
         return FlatVectors(dim, index)
     raise ValueError(f"FAISS file {path} holds an index of type {type(index).__name__}")
@@ -198,7 +268,8 @@ def nlist_for(count: int) -> int:
 
 
 def nprobe_for(nlist: int) -> int:
-    """Lists searched per query: 1/32 of them, at least 16 (all of them below 16 lists).
+    """Lists searched per query when nothing calibrated them (``IVFVectors.calibrate`` starts
+    here): 1/32 of them, at least 16 (all of them below 16 lists).
 
     bench/bench_retrieval.py at 1M vectors (2,000 lists, 3 GB): 1/8 (250 lists) took 57 ms a query,
     more than the whole retrieval budget (30 ms with lexical search and fusion); 1/32 (62 lists) is
@@ -233,11 +304,13 @@ def build_vectors(
     batches: Iterable[tuple[Sequence[int], np.ndarray]],
     sample: np.ndarray | None = None,
     threshold: int = ANN_THRESHOLD,
+    queries: Callable[[], np.ndarray] | None = None,
 ) -> FlatVectors:
     """The store ``plan`` chooses for ``count`` vectors, holding ``batches`` (ids, vectors).
 
     ``sample`` (rows spread over the vectors) trains an IVF index; needed when ``count`` reaches
-    ``threshold``.
+    ``threshold``. ``queries`` (called only for an IVF index, once it holds every vector) gives
+    the query vectors ``IVFVectors.calibrate`` sets the lists per query on; None: the default rule.
     """
     if plan(count, threshold) == IVF:
         if sample is None:
@@ -247,4 +320,6 @@ def build_vectors(
         vectors = FlatVectors(dim)
     for ids, batch in batches:
         vectors.add(ids, batch)
+    if isinstance(vectors, IVFVectors) and queries is not None:
+        vectors.calibrate(queries())
     return vectors

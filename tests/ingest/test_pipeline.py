@@ -16,7 +16,7 @@ import pytest
 from ingest import writer
 from ingest.errors import EmbedderMismatch, NothingToIndex
 from ingest.layout import VECTORS
-from ingest.pipeline import ingest_folder, ingest_paths, remove_document
+from ingest.pipeline import _open_for_writing, ingest_folder, ingest_paths, remove_document
 from ingest.settings import Settings
 from ingest.store import IndexBusy, open_index
 from ingest.vectors import FlatVectors
@@ -84,6 +84,14 @@ def test_first_run_indexes_everything(docs: Path, tmp_path: Path) -> None:
     with open_index(tmp_path / "ix") as index:
         assert index.search_lexical("configuracion senal", 1)
         assert {f.root for f in index.files()} == {str(docs.resolve())}
+
+
+def test_ingestion_calibrates_ivf_with_its_embedders_queries(docs: Path, tmp_path: Path) -> None:
+    run(docs, tmp_path / "ix")
+    embedder = HashEmbedder()
+    with _open_for_writing(SETTINGS, tmp_path / "ix", embedder) as index:  # as ingest_folder opens it
+        queries = index.calibration_queries(want=3)
+    assert embedder.calls == [len(queries)] and queries.shape == (3, embedder.dim)
 
 
 def test_rerun_with_nothing_changed_parses_and_embeds_nothing(docs: Path, tmp_path: Path, loads) -> None:

@@ -24,7 +24,16 @@ from ingest.records import Section
 from ingest.settings import Settings
 from ingest.store import IndexBusy, open_index
 from ingest.stores import open_store
-from ingest.vectors import FLAT, IVF, FlatVectors, IVFVectors, load_vectors, nlist_for
+from ingest.vectors import (
+    FLAT,
+    IVF,
+    RECALL_TARGET,
+    FlatVectors,
+    IVFVectors,
+    load_vectors,
+    nlist_for,
+    nprobe_for,
+)
 from tests.fakes import HashEmbedder
 
 EMB = HashEmbedder(dim=32)
@@ -375,6 +384,82 @@ def test_vectors_remove_by_id_and_survive_a_reload(tmp_path: Path, kind) -> None
     if kind is IVFVectors:
         with pytest.raises(ValueError, match="not a flat one"):
             FlatVectors.load(tmp_path / "v.faiss", 32)
+
+
+def _recall(vectors: IVFVectors, data: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
+    truth = np.argsort(-(queries @ data.T), axis=1)[:, :k]
+    return float(
+        np.mean(
+            [
+                len(set(t) & {i for i, _ in vectors.search(q, k)}) / k
+                for t, q in zip(truth, queries, strict=True)
+            ]
+        )
+    )
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
+    out = rng.standard_normal((n, dim)).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_calibrate_probes_the_lists_the_recall_target_needs() -> None:
+    rng = np.random.default_rng(3)
+    data = _unit(rng, 4000)  # unclustered: the worst case for IVF, 1/32 of the lists falls short
+    vectors = IVFVectors.train(32, data, len(data))
+    vectors.add(np.arange(len(data)), data)
+    fresh = _unit(rng, 200)  # queries calibrate never saw
+    nlist, default = int(vectors._index.nlist), nprobe_for(int(vectors._index.nlist))
+    assert vectors._index.nprobe == default and _recall(vectors, data, fresh) < 0.9
+    reached = vectors.calibrate(_unit(rng, 200))
+    nprobe = int(vectors._index.nprobe)
+    assert reached >= RECALL_TARGET and default < nprobe < nlist
+    assert _recall(vectors, data, fresh) >= RECALL_TARGET - 0.02
+    assert vectors.params()["nprobe"] == nprobe and vectors.params()["nprobe_recall"] == reached
+    vectors._index.nprobe = nprobe - nprobe // 3  # the step before (counts grow by half) falls short
+    assert _recall(vectors, data, fresh) < RECALL_TARGET
+    # clustered vectors (what real embeddings look like at a distance) keep the default
+    centres = _unit(rng, 40)
+    clustered = centres[rng.integers(0, 40, 4000)] + 0.05 * rng.standard_normal((4000, 32)).astype(np.float32)
+    clustered /= np.linalg.norm(clustered, axis=1, keepdims=True)
+    easy = IVFVectors.train(32, clustered, len(clustered))
+    easy.add(np.arange(len(clustered)), clustered)
+    assert easy.calibrate(clustered[:200] + 0.01) >= RECALL_TARGET and easy._index.nprobe == default
+
+
+def test_an_ivf_index_is_calibrated_on_queries_from_its_chunks_and_keeps_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(400)]
+    docs = tuple(update(f"p{i}.txt", " ".join(rng.choice(words, 14))) for i in range(400))
+    asked: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        asked.append(list(texts))
+        return EMB.embed_queries(texts)
+
+    folder = tmp_path / "ix"
+    with open_index(
+        folder, embedder_name=EMB.name, create=True, dim=32, ann_threshold=100, encode_queries=encode
+    ) as ix:
+        ix.apply(docs)
+        ix.commit()
+        manifest = ix.manifest
+    assert manifest["vector_store"] == IVF and len(asked) == 1 and 150 <= len(asked[0]) <= 200
+    assert all(len(q.split()) == 12 for q in asked[0])  # 12 consecutive words of a stored chunk
+    assert manifest["nprobe_recall"] >= RECALL_TARGET and manifest["nprobe"] > nprobe_for(manifest["nlist"])
+    with open_index(folder, ann_threshold=100) as ix:  # reloaded: the calibrated count, no new queries
+        ix.search_dense(EMB.embed_queries(["w1 w2"])[0], 3)
+        assert (
+            ix._vectors._index.nprobe == manifest["nprobe"]
+            and ix._vectors.recall == manifest["nprobe_recall"]
+        )
+    plain = tmp_path / "plain"
+    with open_index(plain, embedder_name=EMB.name, create=True, dim=32, ann_threshold=100) as ix:
+        ix.apply(docs)
+        ix.commit()
+        assert (
+            ix.manifest["nprobe"] == nprobe_for(ix.manifest["nlist"]) and "nprobe_recall" not in ix.manifest
+        )
 
 
 # -- lexical: words in half the chunks or more are left out of the query ---------------------------
