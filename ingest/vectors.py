@@ -35,9 +35,9 @@ TRAIN_POINTS_PER_LIST = 39  # k-means sample: FAISS's minimum per centroid (cost
 TRAIN_ITERATIONS = 10
 # IVFVectors.calibrate: the share of exact search's top 10 the probed lists must hold, on how many
 # query vectors. On the dev corpus's real EmbeddingGemma vectors (12,556 chunks, 224 lists), the
-# 453 FAQ questions needed 24 lists for 0.95 and 1/32 of the lists (16) gave 0.931; queries made of
-# 12 consecutive words of the stored chunks (``ingest.store``) track them from below (0.912 at 16,
-# 0.943 at 24, 0.957 at 32), so calibrating on those errs towards probing more (bench/README.md).
+# 453 FAQ questions get recall@10 0.927 at 1/32 of the lists (16), 0.949 at 24, 0.968 at 36; queries
+# made of 12 consecutive words of the stored chunks (``Index.calibration_queries``) track them from
+# below (0.900, 0.932, 0.957), so calibrating on those chose 36 (bench_retrieval.py --real-index).
 RECALL_TARGET = 0.95
 CALIBRATION_QUERIES = 200
 
