@@ -6,7 +6,8 @@ Spanish, so the prompt prefix the runtime can reuse changes language at every qu
 case for a prefix cache); ``--order grouped`` asks all English ones first. Prints p50/p95 of the
 first token over the questions the model read (not those refused by retrieval's gate), the total
 time, the runtime and the load average, and writes ``bench/results/first_token-RUNTIME-ORDER.json``
-(or ``--out``).
+(or ``--out``). ``--warm-up`` prefills the prompt prefixes first, as the app and the API do when
+they load the engine; ``first_read_first_token`` is what the first question in each language took.
 
     python bench/bench_first_token.py --index /work/lopo/index-all --questions 40
 """
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--order", choices=["alternate", "grouped"], default="alternate")
     parser.add_argument("--runtime", default=None, help="generator_runtime (default: the settings')")
     parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="prefill the prompt prefixes first (Engine.warm_up, as the app and the API do at load)",
+    )
+    parser.add_argument(
         "--out", default=None, help="results file name (default: first_token-RUNTIME-ORDER.json)"
     )
     args = parser.parse_args(argv)
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     generator = engine.generator
     load_s = time.perf_counter() - start
+    warm_up_s = engine.warm_up() if args.warm_up else None
     runtime = getattr(generator, "runtime", "torch")
     rows = []
     for i, q in enumerate(order, 1):
@@ -93,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
         "questions": len(rows),
         "model_read": len(read),
         "load_s": round(load_s, 2),
+        "warm_up_s": None if warm_up_s is None else round(warm_up_s, 2),
+        # the first question read in each language: what a prefix not yet prefilled costs
+        "first_read_first_token": {
+            lang: next((r["first_token"] for r in read if r["lang"] == lang), None) for lang in ("en", "es")
+        },
         "first_token_p50": statistics.median(firsts),
         "first_token_p95": firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))],
         "total_p50": statistics.median(r["total"] for r in read),

@@ -49,6 +49,8 @@ from rag.retrieve import candidates_for, dense_weight_for, retrieve, search_quer
 PROMPT_OVERHEAD_TOKENS = 200  # rules, question and chat markup around the passages
 FOLLOW_UP_MARGIN = 0.02  # cosine a conversation-aware search must gain to be used
 CHAT_MARKUP_TOKENS = 5  # per message: "<|im_start|>role\n ... <|im_end|>\n" in Qwen's template
+WARM_UP_LANGUAGES = ("en", "es")  # the languages whose prompt prefix Engine.warm_up prefills
+WARM_UP_QUESTION = "How do I start?"
 FITTED = "fitted"  # Engine(refusal_model=FITTED): the decision fitted for its embedder and generator
 
 
@@ -93,6 +95,26 @@ class Engine:
         if self._generator is None:
             self._generator = load_generator(self.settings)
         return self._generator
+
+    def warm_up(self, languages: Sequence[str] = WARM_UP_LANGUAGES, *, search: bool = True) -> float:
+        """Do now what the first question would otherwise pay for; returns the seconds it took.
+
+        The generator is loaded and the prompt's fixed part (the rules and worked examples) is
+        prefilled in each language: the refusal probe runs on a prompt without passages, and the
+        generator keeps what it prefilled (the torch runtime's prefix cache, llama.cpp's prompt
+        snapshots), which every later prompt in that language starts with. A generator without
+        the probe (an OpenAI-compatible server) has nothing to keep. With ``search``, one search
+        also loads the language detector, the embedder's session and the index's files.
+        """
+        start = time.perf_counter()
+        probe = getattr(self.generator, "continuation_probability", None)
+        if probe is not None:
+            for lang in languages:
+                _, messages = self.prompt(WARM_UP_QUESTION, [], language=lang)
+                probe(messages, refusal(lang))
+        if search:
+            self.retrieve(WARM_UP_QUESTION, k=1)
+        return time.perf_counter() - start
 
     def retrieve(
         self,

@@ -76,15 +76,15 @@ class Backend:
         return self._engine
 
     def warm_up(self) -> bool:
-        """Open the engine, load its generator and run one search now, so the first requests do
-        not pay for loading (the language detector's model, the vectors: about 15 s on a busy
-        CPU); False when there is no index yet."""
+        """Open the engine and warm it up (``Engine.warm_up``: the generator loaded, its prompt
+        prefixes prefilled, one search run), so the first requests do not pay for loading (the
+        language detector's model, the vectors: about 15 s on a busy CPU) nor for the prompt's
+        rules and examples; False when there is no index yet."""
         try:
             engine = self.engine()
         except IndexNotFound:
             return False
-        self._generation.submit(lambda: engine.generator).result()
-        engine.retrieve("warm up", k=1)
+        self._generation.submit(engine.warm_up).result()  # the generator's own thread
         return True
 
     def health(self) -> dict[str, Any]:

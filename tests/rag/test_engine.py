@@ -190,6 +190,20 @@ def test_refusal_probability_one_never_asks_the_model(tmp_path, index, embedder)
     assert not answer.refused and not generator.asked and answer.refusal_score is None
 
 
+def test_warm_up_probes_a_prompt_in_each_language_and_decodes_nothing(tmp_path, index, embedder):
+    generator = DoubtingGenerator(0.2, "Connect the signal to A1 [1].")
+    engine = Engine(_settings(tmp_path), index, embedder, generator)
+    assert engine.warm_up() >= 0.0
+    assert generator.asked == [
+        "I could not find this in the documents.",
+        "No encontré esto en los documentos.",
+    ]
+    assert not generator.prompts and generator.replies  # nothing decoded, the reply still queued
+    plain = ReplayGenerator("Connect the signal to A1 [1].")  # no probe (an OpenAI server): nothing to do
+    Engine(_settings(tmp_path), index, embedder, plain).warm_up()
+    assert not plain.prompts and plain.replies
+
+
 def test_a_fitted_decision_refuses_on_the_signals_together(tmp_path, index, embedder):
     # Weights on standardised features: the refusal probability's logit (3rd feature) decides.
     model = RefusalModel("hash-embedder", "doubting", 0.0, (0,) * 5, (1,) * 5, (0, 0, 2.0, 0, 0), 0.0, 0.5)

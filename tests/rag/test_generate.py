@@ -87,3 +87,16 @@ def test_avoid_keeps_the_answer_from_starting_with_the_refusal_sentence(qwen):
     kept = "".join(qwen.stream(messages, 24, avoid=refusal("es")))
     assert free.startswith(refusal("es")[:12]), free
     assert not kept.startswith(refusal("es")[:12]), kept
+
+
+@pytest.mark.slow
+def test_warm_up_leaves_each_languages_prompt_prefix_cached(qwen):
+    from ingest.settings import Settings
+    from rag.engine import Engine
+
+    qwen._prefixes.clear()
+    Engine(Settings(), None, None, qwen).warm_up(search=False)  # the prompt needs no index
+    for lang in ("en", "es"):
+        messages = build_prompt("¿Qué rango tiene PV1?", [PASSAGE], language=lang, budget_tokens=300)
+        fixed = tuple(qwen.prompt_ids(messages[:-1], generation_prompt=False)[0].tolist())
+        assert fixed in qwen._prefixes  # a real question's rules and examples: already prefilled
