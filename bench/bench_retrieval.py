@@ -197,6 +197,15 @@ def _chunk_id(row: int, per_file: int = 1000) -> str:
     return f"{row - row % per_file}-{row % per_file}"
 
 
+def _recall(vectors: FlatVectors, truth: list[set[int]], queries: np.ndarray, k: int = 10) -> float:
+    """Mean share of each query's exact top ``k`` (``truth``, as ids) that ``vectors`` finds."""
+    return float(
+        np.mean(
+            [len(t & {i for i, _ in vectors.search(q, k)}) / k for t, q in zip(truth, queries, strict=True)]
+        )
+    )
+
+
 def _exact(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> list[set[int]]:
     """Row numbers of the exact top k (inner product), in query batches."""
     out = []
@@ -500,8 +509,7 @@ def bench_real_ivf(name: str, pieces: int, queries: int = 400) -> dict:
     out["chosen_nprobe"] = nprobe_for(nlist)
     for nprobe in sorted({1, 2, 4, 8, 16, 32, nlist // 16, nlist // 8, nlist // 4, nprobe_for(nlist)} - {0}):
         ivf._index.nprobe = min(nprobe, nlist)
-        recall = [len(exact[i] & {r for r, _ in ivf.search(q, 10)}) / 10 for i, q in enumerate(qv)]
-        out[f"nprobe{nprobe}"] = float(np.mean(recall))
+        out[f"nprobe{nprobe}"] = _recall(ivf, exact, qv)
     out["loadavg"] = _load()
     return out
 
@@ -513,8 +521,6 @@ def bench_real_index(folder: Path, queries: int = 453) -> dict:
     the index's embedder), then recall@10 of the real FAQ questions against exact search at the
     calibrated count, at the former 1/32 rule, and swept; the calibration queries' recall swept
     beside them (do they stand in for questions?). Read only: nothing in ``folder`` is written."""
-    import faiss
-
     from ingest import catalog
     from ingest.embedders import load_embedder
     from ingest.settings import load_settings
@@ -523,24 +529,21 @@ def bench_real_index(folder: Path, queries: int = 453) -> dict:
     embedder = load_embedder(load_settings(index_dir=folder))
     with open_index(folder, embedder_name=embedder.name, encode_queries=embedder.embed_queries) as index:
         count = index.count()
-        t0 = time.perf_counter()
         with catalog.snapshot(index._conn):
             sample = index._training_sample(count)
+            t0 = time.perf_counter()
             calibration = index.calibration_queries()
             calibrate_s = time.perf_counter() - t0  # sampling the chunks and encoding the queries
             batches = list(catalog.iter_vectors(index._conn))
             ivf = build_vectors(index.dim, count, batches, sample, 1, lambda: calibration)
+    built_s = time.perf_counter() - t0
     vectors = np.concatenate([v for _, v in batches])
     ids = np.concatenate([np.asarray(i) for i, _ in batches])
-    built_s = time.perf_counter() - t0
     qv = np.asarray(embedder.embed_queries(_questions()[:queries]), dtype=np.float32)
-    flat = faiss.IndexFlatIP(index.dim)
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-
-    def truth(q: np.ndarray) -> list[set[int]]:
-        return [set(ids[row].tolist()) for row in flat.search(q, 10)[1]]
-
-    exact = {"questions": truth(qv), "calibration": truth(calibration)}
+    exact = {  # exact top 10 as ids
+        name: [set(ids[list(rows)].tolist()) for rows in _exact(vectors, q)]
+        for name, q in (("questions", qv), ("calibration", calibration))
+    }
     nlist, chosen = int(ivf._index.nlist), int(ivf._index.nprobe)
     out: dict = {
         "index": str(folder),
@@ -559,17 +562,10 @@ def bench_real_index(folder: Path, queries: int = 453) -> dict:
     }
     for nprobe in sorted({4, 8, 16, 24, 32, 48, 64, nprobe_for(nlist), chosen} - {0}):
         ivf._index.nprobe = min(nprobe, nlist)
-        row = {}
-        for name, q in (("questions", qv), ("calibration", calibration)):
-            row[name] = float(
-                np.mean(
-                    [
-                        len(t & {i for i, _ in ivf.search(v, 10)}) / 10
-                        for t, v in zip(exact[name], q, strict=True)
-                    ]
-                )
-            )
-        out["sweep"][str(nprobe)] = row
+        out["sweep"][str(nprobe)] = {
+            name: _recall(ivf, exact[name], q)
+            for name, q in (("questions", qv), ("calibration", calibration))
+        }
     out["questions_recall_calibrated"] = out["sweep"][str(chosen)]["questions"]
     out["questions_recall_rule"] = out["sweep"][str(nprobe_for(nlist))]["questions"]
     out["loadavg"] = _load()
