@@ -257,9 +257,25 @@ def _run(
         unchanged=plan.unchanged,
         removed=removed + result.removed + tuple(old for old, _ in plan.moved),
         skipped=tuple(f for f in found if isinstance(f, Skipped)) + plan.skipped + result.skipped,
-        warnings=result.warnings,
+        warnings=result.warnings + _calibration_warning(index),
         chunks_added=result.chunks_added,
         chunks_reused=result.chunks_reused,
+    )
+
+
+def _calibration_warning(index: Index) -> tuple[Skipped, ...]:
+    """A warning when ``commit`` trained IVF lists but the embedder failed on the calibration
+    queries: the index is complete, its searches probe the default share of lists."""
+    error = getattr(index, "calibration_error", None)  # Milvus stores have no IVF of ours
+    if not error:
+        return ()
+    return (
+        Skipped(
+            ".",
+            f"the vector index could not be calibrated ({error}): searches probe the default number "
+            "of lists, which may miss some near neighbours, until an ingestion that changes the "
+            "index calibrates it",
+        ),
     )
 
 

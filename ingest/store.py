@@ -55,6 +55,7 @@ from ingest.vectors import (
     IVF,
     TRAIN_POINTS_PER_LIST,
     FlatVectors,
+    IVFVectors,
     build_vectors,
     load_vectors,
     needs_rebuild,
@@ -85,7 +86,8 @@ def open_index(
             flat one (default ``ingest.vectors.ANN_THRESHOLD``).
         encode_queries: the embedder's query encoding (``Embedder.embed_queries``); when ``commit``
             trains an IVF index, the lists it probes per query are calibrated on queries made
-            from the stored chunks (``Index.calibration_queries``). None: the default rule
+            from the stored chunks (``Index.calibration_queries``). None, or an encoder that
+            fails there (``Index.calibration_error`` says why): the default rule
             (``ingest.vectors.nprobe_for``).
 
     Raises:
@@ -182,6 +184,9 @@ class Index:
         self.dim = dim
         self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
         self._encode_queries = encode_queries
+        # Why the last IVF training fell back to the default lists per query (the embedder failed
+        # while encoding the calibration queries); None: calibrated, or nothing to calibrate.
+        self.calibration_error: str | None = None
         self._lexical = LexicalIndex()  # version -1: not loaded yet
         self._lexical_saved = -1
         self._conn = conn
@@ -351,7 +356,8 @@ class Index:
 
         First, if the vectors in hand are not the kind their count calls for (flat at
         ``ann_threshold`` or more, IVF trained for a count ``GROWTH`` times away), they are rebuilt
-        from the catalog as that kind (training IVF lists takes seconds at 100k vectors)."""
+        from the catalog as that kind (training IVF lists takes seconds at 100k vectors). IVF
+        lists probed by the default rule are calibrated when a query encoder was given."""
         with self._lock:
             version = catalog.read_version(self._conn)
             current = self.manifest.get("catalog_version") == version and (self.path / LEXICAL).is_file()
@@ -366,6 +372,8 @@ class Index:
             if needs_rebuild(self._vectors, self._vectors.count(), self.ann_threshold):
                 self._vectors, self._vectors_version = FlatVectors(self.dim), -1  # free it first
                 self._rebuild(fit=True)
+            elif self._uncalibrated() and (queries := self._calibration_or_none()) is not None:
+                self._vectors.calibrate(queries)  # an IVF index from before calibration, or one it failed on
             elif self._saved_version == self._vectors_version and (self.path / VECTORS).is_file():
                 return
             with _writing(self.path, VECTORS):
@@ -472,11 +480,29 @@ class Index:
             ivf = fit and plan(count, self.ann_threshold) == IVF
             sample = self._training_sample(count) if ivf else None
             threshold = self.ann_threshold if ivf else count + 1
-            queries = self.calibration_queries if ivf and self._encode_queries is not None else None
+            queries = self._calibration_or_none if ivf and self._encode_queries is not None else None
             vectors = build_vectors(
                 self.dim, count, catalog.iter_vectors(self._conn), sample, threshold, queries
             )
         self._vectors, self._vectors_version = vectors, version
+
+    def _uncalibrated(self) -> bool:
+        """IVF vectors probing the default rule although a query encoder could calibrate them."""
+        return (
+            isinstance(self._vectors, IVFVectors)
+            and self._vectors.recall is None
+            and self._encode_queries is not None
+        )
+
+    def _calibration_or_none(self) -> np.ndarray | None:
+        """``calibration_queries``, or None (and ``calibration_error`` set) if the embedder fails:
+        the index is still written, probing ``nprobe_for``'s share of its lists."""
+        self.calibration_error = None
+        try:
+            return self.calibration_queries()
+        except Exception as exc:  # any embedder failure: the vectors are fine, only the probe count is not
+            self.calibration_error = f"{type(exc).__name__}: {exc}"
+            return None
 
     def calibration_queries(self, want: int = CALIBRATION_QUERIES, words: int = 12) -> np.ndarray:
         """Query vectors for ``IVFVectors.calibrate``: ``words`` consecutive words (at a seeded

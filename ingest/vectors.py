@@ -304,13 +304,14 @@ def build_vectors(
     batches: Iterable[tuple[Sequence[int], np.ndarray]],
     sample: np.ndarray | None = None,
     threshold: int = ANN_THRESHOLD,
-    queries: Callable[[], np.ndarray] | None = None,
+    queries: Callable[[], np.ndarray | None] | None = None,
 ) -> FlatVectors:
     """The store ``plan`` chooses for ``count`` vectors, holding ``batches`` (ids, vectors).
 
     ``sample`` (rows spread over the vectors) trains an IVF index; needed when ``count`` reaches
     ``threshold``. ``queries`` (called only for an IVF index, once it holds every vector) gives
-    the query vectors ``IVFVectors.calibrate`` sets the lists per query on; None: the default rule.
+    the query vectors ``IVFVectors.calibrate`` sets the lists per query on; None (or a call that
+    returns None): the default rule.
     """
     if plan(count, threshold) == IVF:
         if sample is None:
@@ -321,5 +322,7 @@ def build_vectors(
     for ids, batch in batches:
         vectors.add(ids, batch)
     if isinstance(vectors, IVFVectors) and queries is not None:
-        vectors.calibrate(queries())
+        calibration = queries()
+        if calibration is not None:
+            vectors.calibrate(calibration)
     return vectors

@@ -19,7 +19,7 @@ from ingest.layout import VECTORS
 from ingest.pipeline import _open_for_writing, ingest_folder, ingest_paths, remove_document
 from ingest.settings import Settings
 from ingest.store import IndexBusy, open_index
-from ingest.vectors import FlatVectors
+from ingest.vectors import IVF, FlatVectors
 from tests.conftest import ROOT, SHARED
 from tests.fakes import HashEmbedder
 from tests.ingest.test_load_pdf import make_pdf
@@ -92,6 +92,26 @@ def test_ingestion_calibrates_ivf_with_its_embedders_queries(docs: Path, tmp_pat
     with _open_for_writing(SETTINGS, tmp_path / "ix", embedder) as index:  # as ingest_folder opens it
         queries = index.calibration_queries(want=3)
     assert embedder.calls == [len(queries)] and queries.shape == (3, embedder.dim)
+
+
+class _QueriesFail(HashEmbedder):
+    def embed_queries(self, texts):
+        raise RuntimeError("embedder session lost")
+
+
+def test_ingestion_warns_when_calibration_fails_and_keeps_every_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("ingest.store.ANN_THRESHOLD", 100)  # IVF from 100 chunks, not 50,000
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(150):
+        (folder / f"note{i}.txt").write_text(f"Note {i} covers setting {i % 7} of module {i % 11}.")
+    report = ingest_folder(folder, tmp_path / "ix", _QueriesFail(), SETTINGS)
+    assert len(report.added) == 150 and not report.skipped
+    (warning,) = [w for w in report.warnings if "calibrated" in w.reason]
+    assert "RuntimeError: embedder session lost" in warning.reason
+    with open_index(tmp_path / "ix") as index:
+        assert index.manifest["vector_store"] == IVF and "nprobe_recall" not in index.manifest
+        assert index.count() == 150
 
 
 def test_rerun_with_nothing_changed_parses_and_embeds_nothing(docs: Path, tmp_path: Path, loads) -> None:

@@ -462,6 +462,37 @@ def test_an_ivf_index_is_calibrated_on_queries_from_its_chunks_and_keeps_it(tmp_
         )
 
 
+def test_an_encoder_failing_on_calibration_leaves_the_rule_and_a_later_write_calibrates(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(400)]
+    docs = tuple(update(f"p{i}.txt", " ".join(rng.choice(words, 14))) for i in range(400))
+
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("embedder session lost")
+
+    folder = tmp_path / "ix"
+    with open_index(
+        folder, embedder_name=EMB.name, create=True, dim=32, ann_threshold=100, encode_queries=broken
+    ) as ix:
+        ix.apply(docs)
+        ix.commit()  # written all the same: every chunk searchable, the default lists per query
+        assert ix.calibration_error == "RuntimeError: embedder session lost"
+        manifest = ix.manifest
+        assert ix.search_dense(EMB.embed_queries(["w1 w2"])[0], 1)
+    assert manifest["vector_store"] == IVF and manifest["nprobe"] == nprobe_for(manifest["nlist"])
+    assert "nprobe_recall" not in manifest
+    # The next write with a working encoder calibrates the lists it did not retrain.
+    with open_index(folder, ann_threshold=100, encode_queries=EMB.embed_queries) as ix:
+        ix.apply((update("extra.txt", "w1 w2 w3 w4"),))
+        ix.commit()
+        assert ix.calibration_error is None
+        calibrated = ix.manifest
+    assert calibrated["nlist"] == manifest["nlist"] and calibrated["nprobe_recall"] >= RECALL_TARGET
+    assert calibrated["nprobe"] > nprobe_for(calibrated["nlist"])
+
+
 # -- lexical: words in half the chunks or more are left out of the query ---------------------------
 
 COMMON = tuple(
