@@ -184,8 +184,8 @@ class Index:
         self.dim = dim
         self.ann_threshold = ANN_THRESHOLD if ann_threshold is None else ann_threshold
         self._encode_queries = encode_queries
-        # Why the last IVF training fell back to the default lists per query (the embedder failed
-        # while encoding the calibration queries); None: calibrated, or nothing to calibrate.
+        # Why the last calibration of IVF lists fell back to the default lists per query (the
+        # embedder failed on the calibration queries); None: calibrated, or nothing to calibrate.
         self.calibration_error: str | None = None
         self._lexical = LexicalIndex()  # version -1: not loaded yet
         self._lexical_saved = -1
