@@ -60,15 +60,19 @@ def main(argv: list[str] | None = None) -> None:
                 f" refused {a['refused']:.3f} (worst {a['refused_worst']:.3f})"
                 f" | en {en['answered']:.3f}/{en['refused']:.3f} es {es['answered']:.3f}/{es['refused']:.3f}"
                 f" | cross-language answered {figures['cross_language_answered']:.3f}"
+                f" | refused in-domain {figures['in-domain_refused']:.3f}"
+                f" other-product {figures['other-product_refused']:.3f}"
             )
     out = {"command": "python bench/refusal_features.py " + " ".join(sys.argv[1:]), "questions": len(rows)}
     (RESULTS / "refusal_features.json").write_text(json.dumps(out | {"held_out": report}, indent=1) + "\n")
 
 
 def _extra_signals(work: Path, rows: list[dict]) -> dict[str, dict]:
-    """Per question: IDF-weighted overlap, the rarest missing word's IDF, the best BM25 score.
+    """Per question: IDF-weighted overlap, the rarest missing word's IDF, the best BM25 score,
+    the top 10 dense cosines (``signals.jsonl`` holds the ``top_k`` passages shown only).
 
-    Cached in ``extra_signals.jsonl`` under ``work`` (retrieval only: a few minutes)."""
+    Cached in ``extra_signals.jsonl`` under ``work`` (retrieval only: a few minutes); a row of an
+    earlier version, without a field, is measured again and appended (the last row counts)."""
     from ingest.lang import detect_language
     from ingest.lexical import _idf, tokens
     from rag.engine import check_question
@@ -76,7 +80,7 @@ def _extra_signals(work: Path, rows: list[dict]) -> dict[str, dict]:
 
     path = work / "extra_signals.jsonl"
     done = {json.loads(line)["key"]: json.loads(line) for line in path.open()} if path.is_file() else {}
-    todo = [r for r in rows if r["key"] not in done]
+    todo = [r for r in rows if r["key"] not in done or "top_dense" not in done[r["key"]]]
     if todo:
         questions = {eval_lopo._key(q): q for q in lopo_data.questions()}
         models = eval_lopo._models(work)
@@ -99,6 +103,12 @@ def _extra_signals(work: Path, rows: list[dict]) -> dict[str, dict]:
                     "idf_overlap": sum(v for w, v in idf.items() if w in seen) / total,
                     "max_missing_idf": max((v for w, v in idf.items() if w not in seen), default=0.0),
                     "top_lexical": max((p.lexical_score or 0.0 for p in passages), default=0.0),
+                    "top_dense": [
+                        round(float(score), 6)
+                        for _, score in engine.index.search_dense(
+                            engine.embedder.embed_queries([question])[0], 10
+                        )
+                    ],
                 }
                 out.write(json.dumps(row) + "\n")
                 done[r["key"]] = row
@@ -131,8 +141,19 @@ def _other_language(r: dict) -> float:
 
 
 def _second_dense(r: dict) -> float:
-    scores = sorted((p["dense"] for p in r["passages"] if p["dense"] is not None), reverse=True)
+    scores = r["top_dense"]  # best first, 10 of them (the shown passages may be one)
     return scores[1] if len(scores) > 1 else 0.0
+
+
+def _dense_profile(r: dict) -> tuple[float, float, float]:
+    """Query-performance predictors of the retrieved list's cosines (top 10): how far the best
+    stands above the rest (best minus the mean of the others), their spread relative to the best
+    (NQC, Shtok et al. 2012), and their mean (a question near many chunks is on topic)."""
+    scores = r["top_dense"]  # best first
+    if not scores:
+        return 0.0, 0.0, 0.0
+    best, rest = scores[0], scores[1:] or scores[:1]
+    return best - float(np.mean(rest)), float(np.std(scores)) / max(best, 1e-6), float(np.mean(scores))
 
 
 FEATURE_SETS: dict[str, Callable[[dict], list[float]]] = {
@@ -144,6 +165,10 @@ FEATURE_SETS: dict[str, Callable[[dict], list[float]]] = {
     "+IDF overlap": lambda r: [*_shipped(r), r["idf_overlap"]],
     "+rarest missing": lambda r: [*_shipped(r), r["max_missing_idf"]],
     "+best BM25": lambda r: [*_shipped(r), math.log1p(r["top_lexical"])],
+    "+peak": lambda r: [*_shipped(r), _dense_profile(r)[0]],
+    "+NQC": lambda r: [*_shipped(r), _dense_profile(r)[1]],
+    "+mean top 10": lambda r: [*_shipped(r), _dense_profile(r)[2]],
+    "+all three": lambda r: [*_shipped(r), *_dense_profile(r)],
 }
 
 
@@ -220,6 +245,9 @@ def _held_out(rows: list[dict], features, rule) -> dict:
         }
     crossing = [not refused[r["key"]] for r in rows if r["kind"] == "cross-language"]
     out["cross_language_answered"] = float(np.mean(crossing)) if crossing else float("nan")
+    for kind in ("in-domain", "other-product"):  # the two kinds of unanswerable question, pooled
+        mine = [refused[r["key"]] for r in rows if r["kind"] == kind]
+        out[f"{kind}_refused"] = float(np.mean(mine)) if mine else float("nan")
     return out
 
 
