@@ -13,7 +13,7 @@ rank the gold answer first more often than the fusion does:
 - ``gap``: the chunk's cosine minus the best cosine (raw, not min-max);
 - ``len``: log of the chunk's words; ``first``: the chunk opens its file.
 
-A pairwise logistic regression (gold chunk against each other candidate; L2, Newton) is trained
+A pairwise logistic regression (gold chunk against each other candidate) is trained
 on four products' questions and scores the fifth. Index: ``eval_lopo.py build``'s ``index-all``
 (every dev FAQ answer a document; the default embedder).
 
@@ -44,6 +44,7 @@ from ingest.embedders import load_embedder
 from ingest.lang import detect_language
 from ingest.settings import load_settings
 from ingest.store import open_index
+from rag.refusal_fit import L2, _logistic
 from rag.retrieve import dense_weight_for, fuse, lexical_query
 from rag.text import STOPWORDS, fold
 
@@ -103,25 +104,17 @@ def _features(question, lang, dense, lexical, chunks, words, idf, weight, bonus)
     return ids, x, weight * x[:, 0] + (1 - weight) * x[:, 1] + bonus * x[:, 2]
 
 
-def _train(examples, keep: list[int], l2: float = 1.0) -> np.ndarray:
-    """Pairwise logistic regression without intercept: gold minus each other candidate."""
+def _train(examples, keep: list[int]) -> np.ndarray:
+    """Pairwise logistic regression: gold minus each other candidate labelled 1, the reverse 0
+    (``rag.refusal_fit``'s L2-penalised Newton fit; the symmetry leaves its intercept at 0)."""
     diffs = [
         x[gold][0, keep] - x[j, keep] for x, gold in examples if gold.any() for j in np.flatnonzero(~gold)
     ]
     z = np.asarray(diffs)
     scale = z.std(axis=0) + 1e-9
     z = z / scale
-    w = np.zeros(z.shape[1])
-    for _ in range(100):
-        m = z @ w
-        p = 1.0 / (1.0 + np.exp(np.clip(m, -50, 50)))  # derivative of log(1 + e^-m)
-        gradient = -(z * p[:, None]).mean(axis=0) + l2 / len(z) * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z / len(z) + l2 / len(z) * np.eye(len(w))
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w / scale
+    weights, _ = _logistic(np.vstack([z, -z]), np.r_[np.ones(len(z)), np.zeros(len(z))], L2)
+    return weights / scale
 
 
 def _rank(ids, scores, gold_doc, doc_of) -> int | None:
