@@ -169,6 +169,7 @@ FEATURE_SETS: dict[str, Callable[[dict], list[float]]] = {
     "+NQC": lambda r: [*_shipped(r), _dense_profile(r)[1]],
     "+mean top 10": lambda r: [*_shipped(r), _dense_profile(r)[2]],
     "+all three": lambda r: [*_shipped(r), *_dense_profile(r)],
+    "no Spanish terms": lambda r: _shipped(r)[:3],
 }
 
 
