@@ -156,14 +156,18 @@ def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) 
     A decision fitted on this very embedder comes first ("embeddinggemma-300m+onnx-int8", the
     default, has its own: its cosines run 0.0075 lower on the dev set, bench/backend_shift.py);
     an ONNX backend without one ("embeddinggemma-300m+onnx", vectors equal to fp32's) uses its
-    fp32 model's decision.
+    fp32 model's decision; failing both, one fitted on another backend of the same model (the
+    1.5B generator's decision exists for int8 only). On the 0.5B's torch signals the int8
+    decision lets through 0.826 and refuses 0.893 where torch's own gives 0.811 / 0.906, and
+    retrieval's gate alone would refuse 0.27 of unanswerable questions (bench/README.md).
     """
     if not path.is_file():
         return None
     fitted = json.loads(path.read_text(encoding="utf-8"))
     base = embedder.split("+", 1)[0]
     entries = [e for e in fitted.get("models", []) if e["generator"] == generator]
-    for name in (embedder, base):
+    siblings = sorted(e["embedder"] for e in entries if e["embedder"].split("+", 1)[0] == base)
+    for name in (embedder, base, *siblings):
         for entry in entries:
             if entry["embedder"] == name:
                 if tuple(entry.get("features", FEATURES)) != FEATURES:

@@ -81,6 +81,11 @@ def test_stored_model_round_trips_and_matches_by_names(tmp_path: Path):
     assert load_refusal_model("emb+onnx-int8", "gen", path) == own  # its own decision comes first
     assert load_refusal_model("emb+onnx", "gen", path) == model
     assert load_refusal_model("emb", "gen", path) == model
+    int8_only = dataclasses.replace(model, embedder="emb+onnx-int8", generator="big")
+    path.write_text(json.dumps({"models": [model.as_dict(), int8_only.as_dict()]}))
+    assert load_refusal_model("emb", "big", path) == int8_only  # another backend of the same model
+    assert load_refusal_model("emb+onnx", "big", path) == int8_only
+    assert load_refusal_model("embx", "big", path) is None  # another model: its cosines differ
     stale = model.as_dict() | {"features": ["relevance"]}
     path.write_text(json.dumps({"models": [stale]}))
     assert load_refusal_model("emb", "gen", path) is None  # fitted on other features
@@ -93,17 +98,18 @@ def test_shipped_models_use_this_versions_features():
         assert load_refusal_model(entry["embedder"], entry["generator"]) is not None
 
 
-def test_every_bundled_generator_has_a_decision_for_the_default_embedder():
+def test_every_bundled_generator_has_a_decision_for_the_default_embedder_on_every_backend():
     """Without one, a bundled generator would answer behind retrieval's gate alone."""
     from ingest.embedders import embedder_name
     from ingest.registry import BUNDLED
-    from ingest.settings import Settings
+    from ingest.settings import EMBED_BACKENDS, Settings
 
-    embedder = embedder_name(Settings())
     generators = [name for name, spec in BUNDLED.items() if spec.role == "generator"]
-    assert generators
-    for generator in generators:
-        assert load_refusal_model(embedder, generator) is not None, generator
+    assert generators and len(EMBED_BACKENDS) >= 3
+    for backend in EMBED_BACKENDS:
+        embedder = embedder_name(Settings(embed_backend=backend))
+        for generator in generators:
+            assert load_refusal_model(embedder, generator) is not None, (embedder, generator)
 
 
 def test_overlap_counts_question_words_in_the_passages():
