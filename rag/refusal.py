@@ -158,8 +158,8 @@ def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) 
     an ONNX backend without one ("embeddinggemma-300m+onnx", vectors equal to fp32's) uses its
     fp32 model's decision; failing both, one fitted on another backend of the same model (the
     1.5B generator's decision exists for int8 only). On the 0.5B's torch signals the int8
-    decision lets through 0.826 and refuses 0.893 where torch's own gives 0.811 / 0.906, and
-    retrieval's gate alone would refuse 0.27 of unanswerable questions (bench/README.md).
+    decision's held-out folds refuse 0.884 of unanswerable questions where torch's own refuse
+    0.907, and retrieval's gate alone 0.295 (bench/README.md).
     """
     if not path.is_file():
         return None
