@@ -159,7 +159,7 @@ def load_refusal_model(embedder: str, generator: str, path: Path = MODELS_FILE) 
     fp32 model's decision; failing both, one fitted on another backend of the same model (the
     1.5B generator's decision exists for int8 only). On the 0.5B's torch signals the int8
     decision's held-out folds refuse 0.884 of unanswerable questions where torch's own refuse
-    0.907, and retrieval's gate alone 0.295 (bench/README.md).
+    0.907, and retrieval's gate alone 0.324 (bench/README.md).
     """
     if not path.is_file():
         return None
